@@ -1,0 +1,1 @@
+//! NRI plugin library (see issue 4).

@@ -1,0 +1,8 @@
+//! ipvnet: ipvlan networking for OCI containers.
+//!
+//! One library owns the logic; the `ipvnet` binary (CLI, OCI hook, NRI plugin)
+//! and `ipvnet-runc` are thin frontends over it.
+
+pub mod error;
+
+pub use error::{Context, Error, Result};
