@@ -4,5 +4,7 @@
 //! and `ipvnet-runc` are thin frontends over it.
 
 pub mod error;
+pub mod netlink;
+pub mod netns;
 
 pub use error::{Context, Error, Result};
