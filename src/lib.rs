@@ -3,8 +3,11 @@
 //! One library owns the logic; the `ipvnet` binary (CLI, OCI hook, NRI plugin)
 //! and `ipvnet-runc` are thin frontends over it.
 
+pub mod annotations;
 pub mod error;
 pub mod netlink;
 pub mod netns;
+pub mod oci;
+pub mod runtime_wrapper;
 
 pub use error::{Context, Error, Result};
