@@ -5,9 +5,12 @@
 
 pub mod annotations;
 pub mod error;
+pub mod ipam;
 pub mod netlink;
 pub mod netns;
+pub mod network;
 pub mod oci;
 pub mod runtime_wrapper;
+pub mod store;
 
 pub use error::{Context, Error, Result};

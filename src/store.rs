@@ -1,0 +1,718 @@
+//! The state directory: network definitions, endpoint records and the
+//! address leases, shared by every ipvnet process on the host.
+//!
+//! ```text
+//! STATE/lock                          flock(2): one writer at a time
+//! STATE/networks/NAME.json            network definitions
+//! STATE/endpoints/OWNER.json          what an owner (container, pod) holds
+//! STATE/ipam/NAME/leases/ADDRESS      one file per leased address: the owner id
+//! STATE/ipam/NAME/SUBNET.bitmap       free-slot hint for fast allocation
+//! STATE/hosts/NAME                    name resolution: address and names
+//! ```
+//!
+//! Crash safety comes from the order of writes, all under the lock:
+//! reserve writes the endpoint record (temp file, fsync, rename) before it
+//! creates the lease files (O_EXCL), and release removes the lease files
+//! before the record. So every lease file belongs to a recorded owner, a
+//! SIGKILL at any instant leaves nothing that `release`/`gc` cannot undo,
+//! and a lease is only ever removed by the owner written in it.
+//! The bitmap is a hint kept with one invariant (a bit is set only while
+//! its lease file exists) and is rebuilt from the lease files if damaged.
+//!
+//! The lock is held only for file work (a few hundred microseconds), never
+//! across netlink calls.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use ipnetwork::IpNetwork;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Context, Error, Result};
+use crate::ipam::{check_static, Bitmap, Pool, Words};
+use crate::network::{Network, Subnet};
+
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/ipvnet";
+pub const STATE_DIR_ENV: &str = "IPVNET_STATE_DIR";
+
+/// The state directory from `--state-dir`, else `IPVNET_STATE_DIR`, else the default.
+pub fn state_dir(flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(STATE_DIR_ENV).filter(|v| !v.is_empty()).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
+}
+
+/// What kind of thing owns leases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OwnerKind {
+    /// An OCI container attached by the hook.
+    Container,
+    /// A Kubernetes pod attached by the NRI plugin.
+    Pod,
+    /// Addresses taken with `ipvnet lease add`.
+    Lease,
+}
+
+/// One interface of an owner, on one network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub network: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub interface: String,
+    pub addresses: Vec<IpNetwork>,
+}
+
+/// `STATE/endpoints/OWNER.json`: everything an owner holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub id: String,
+    pub kind: OwnerKind,
+    /// The name other containers resolve it by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Where its network namespace was (for the NRI plugin, whose stop
+    /// events carry no path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<PathBuf>,
+    /// Extra facts for gc (pid and its start time, runtime state dir, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    pub endpoints: Vec<Endpoint>,
+    pub created: String,
+}
+
+/// One network an owner wants an interface on.
+#[derive(Debug, Clone)]
+pub struct Want<'a> {
+    pub network: &'a Network,
+    pub interface: String,
+    /// Static addresses (Docker's `--ip`/`--ip6`); each must be in a subnet
+    /// of this network. A family without one gets a dynamic address.
+    pub statics: Vec<IpAddr>,
+}
+
+/// Check an owner id: it becomes a file name.
+pub fn check_owner_id(id: &str) -> Result<()> {
+    let mut chars = id.chars();
+    let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '+'))
+        && id.len() <= 128;
+    if !ok {
+        return Err(Error::new(format!(
+            "invalid container id {id:?}: use letters, digits, '_', '.', '+' and '-', at most 128 characters"
+        )));
+    }
+    Ok(())
+}
+
+pub struct Store {
+    dir: PathBuf,
+}
+
+/// The store with its lock held; every change goes through here.
+pub struct Locked<'a> {
+    store: &'a Store,
+    _lock: File,
+}
+
+impl Store {
+    /// Open (and create if needed) a state directory.
+    pub fn open(dir: &Path) -> Result<Store> {
+        for sub in ["networks", "endpoints", "ipam", "hosts"] {
+            let p = dir.join(sub);
+            if !p.is_dir() {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(&p)
+                    .with_context(|| format!("create state directory {}", p.display()))?;
+            }
+        }
+        Ok(Store { dir: dir.to_path_buf() })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Take the store's exclusive lock (blocks until free).
+    pub fn lock(&self) -> Result<Locked<'_>> {
+        let path = self.dir.join("lock");
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+            .with_context(|| format!("open lock {}", path.display()))?;
+        loop {
+            // SAFETY: flock on an fd we own.
+            let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+            if r == 0 {
+                break;
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != ErrorKind::Interrupted {
+                return Err(Error::from(e).context(format!("lock {}", path.display())));
+            }
+        }
+        Ok(Locked { store: self, _lock: f })
+    }
+
+    fn network_path(&self, name: &str) -> PathBuf {
+        self.dir.join("networks").join(format!("{name}.json"))
+    }
+
+    fn owner_path(&self, id: &str) -> PathBuf {
+        self.dir.join("endpoints").join(format!("{id}.json"))
+    }
+
+    fn ipam_dir(&self, network: &str) -> PathBuf {
+        self.dir.join("ipam").join(network)
+    }
+
+    fn lease_path(&self, network: &str, ip: IpAddr) -> PathBuf {
+        self.ipam_dir(network).join("leases").join(ip.to_string())
+    }
+
+    pub fn hosts_path(&self, network: &str) -> PathBuf {
+        self.dir.join("hosts").join(network)
+    }
+
+    /// Every network, sorted by name. Readers need no lock: files are
+    /// replaced atomically.
+    pub fn networks(&self) -> Result<Vec<Network>> {
+        let mut out = Vec::new();
+        for name in list_dir(&self.dir.join("networks"), ".json")? {
+            out.push(self.network(&name)?);
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    pub fn network(&self, name: &str) -> Result<Network> {
+        crate::network::check_name(name)?;
+        match read_json(&self.network_path(name))? {
+            Some(n) => Ok(n),
+            None => Err(Error::new(format!("network {name:?} not found"))),
+        }
+    }
+
+    /// A network by name, or by (a prefix of at least 6 characters of) its id.
+    pub fn find_network(&self, name_or_id: &str) -> Result<Network> {
+        if crate::network::check_name(name_or_id).is_ok() && self.network_path(name_or_id).exists() {
+            return self.network(name_or_id);
+        }
+        if name_or_id.len() >= 6 {
+            let hits: Vec<Network> =
+                self.networks()?.into_iter().filter(|n| n.id.starts_with(name_or_id)).collect();
+            if hits.len() == 1 {
+                return Ok(hits.into_iter().next().unwrap());
+            }
+        }
+        self.network(name_or_id)
+    }
+
+    pub fn owner(&self, id: &str) -> Result<Option<Owner>> {
+        check_owner_id(id)?;
+        read_json(&self.owner_path(id))
+    }
+
+    /// Every endpoint record (for gc, inspect and ls).
+    pub fn owners(&self) -> Result<Vec<Owner>> {
+        let mut out = Vec::new();
+        for id in list_dir(&self.dir.join("endpoints"), ".json")? {
+            if let Some(o) = read_json(&self.owner_path(&id))? {
+                out.push(o);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every lease of a network: address and owner id.
+    pub fn leases(&self, network: &str) -> Result<Vec<(IpAddr, String)>> {
+        let dir = self.ipam_dir(network).join("leases");
+        let mut out = Vec::new();
+        for name in list_dir(&dir, "")? {
+            let Ok(ip) = name.parse::<IpAddr>() else { continue };
+            let owner = fs::read_to_string(dir.join(&name)).unwrap_or_default();
+            out.push((ip, owner.trim().to_string()));
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+impl Locked<'_> {
+    pub fn store(&self) -> &Store {
+        self.store
+    }
+
+    pub fn save_network(&self, n: &Network) -> Result<()> {
+        write_json_atomic(&self.store.network_path(&n.name), n)
+    }
+
+    /// Remove a network's definition and its address store.
+    pub fn remove_network(&self, name: &str) -> Result<()> {
+        let ipam = self.store.ipam_dir(name);
+        if ipam.exists() {
+            fs::remove_dir_all(&ipam).with_context(|| format!("remove {}", ipam.display()))?;
+        }
+        remove_if_exists(&self.store.hosts_path(name))?;
+        remove_if_exists(&self.store.network_path(name))
+    }
+
+    /// Whether any address of the network is leased. O(1): one directory entry.
+    pub fn has_leases(&self, network: &str) -> Result<bool> {
+        let dir = self.store.ipam_dir(network).join("leases");
+        match fs::read_dir(&dir) {
+            Ok(mut it) => Ok(it.any(|e| e.is_ok())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::from(e).context(format!("read {}", dir.display()))),
+        }
+    }
+
+    /// Take addresses on every wanted network and record the owner: all or
+    /// nothing. Fails if the owner already has a record.
+    pub fn reserve(&self, mut owner: Owner, wants: &[Want]) -> Result<Owner> {
+        check_owner_id(&owner.id)?;
+        if self.store.owner_path(&owner.id).exists() {
+            return Err(Error::new(format!("{} is already attached (record {} exists)", owner.id, self.store.owner_path(&owner.id).display())));
+        }
+        // Choose every address first; nothing is written until all are found.
+        let mut picks: Vec<(&Network, Option<(Pool, u64)>, IpAddr)> = Vec::new();
+        owner.endpoints.clear();
+        for want in wants {
+            let net = want.network;
+            let mut addresses = Vec::new();
+            for s in &want.statics {
+                if !net.subnets.iter().any(|sub| sub.subnet.contains(*s)) {
+                    return Err(Error::new(format!("address {s} is in no subnet of network {:?}", net.name)));
+                }
+            }
+            for v6 in [false, true] {
+                if !net.has_family(v6) {
+                    continue;
+                }
+                let statics: Vec<IpAddr> = want.statics.iter().copied().filter(|s| s.is_ipv6() == v6).collect();
+                if statics.len() > 1 {
+                    return Err(Error::new(format!(
+                        "more than one static IPv{} address for network {:?}: {statics:?}",
+                        if v6 { 6 } else { 4 },
+                        net.name
+                    )));
+                }
+                let (sub, pick) = match statics.first() {
+                    Some(&ip) => self.pick_static(net, ip)?,
+                    None => self.pick_dynamic(net, v6)?,
+                };
+                addresses.push(IpNetwork::new(pick.2, sub.subnet.prefix()).expect("valid prefix"));
+                picks.push(pick);
+            }
+            owner.endpoints.push(Endpoint { network: net.name.clone(), interface: want.interface.clone(), addresses });
+        }
+
+        // Commit: the record first, then the lease files, then the hints.
+        write_json_atomic(&self.store.owner_path(&owner.id), &owner)?;
+        let mut created = Vec::new();
+        for (net, _, ip) in &picks {
+            let path = self.store.lease_path(&net.name, *ip);
+            if let Err(e) = create_lease(&path, &owner.id) {
+                for p in &created {
+                    let _ = fs::remove_file(p);
+                }
+                let _ = fs::remove_file(self.store.owner_path(&owner.id));
+                return Err(e);
+            }
+            created.push(path);
+        }
+        let hints = picks.iter().try_for_each(|(net, slot, _)| match slot {
+            Some((pool, slot)) => {
+                let mut bm = self.bitmap(net, pool)?;
+                bm.bitmap.mark(&mut bm.words, *slot, true)?;
+                bm.bitmap.advance(&mut bm.words, *slot)
+            }
+            None => Ok(()),
+        });
+        if let Err(e) = hints.and_then(|()| self.update_hosts(&owner, true)) {
+            let _ = self.release(&owner.id);
+            return Err(e);
+        }
+        Ok(owner)
+    }
+
+    fn pick_static<'n>(&self, net: &'n Network, ip: IpAddr) -> Result<(&'n Subnet, (&'n Network, Option<(Pool, u64)>, IpAddr))> {
+        let sub = net
+            .subnets
+            .iter()
+            .find(|s| s.subnet.contains(ip))
+            .ok_or_else(|| Error::new(format!("address {ip} is in no subnet of network {:?}", net.name)))?;
+        check_static(sub, ip).map_err(|e| e.context(format!("network {:?}", net.name)))?;
+        let path = self.store.lease_path(&net.name, ip);
+        if let Some(holder) = read_lease(&path)? {
+            return Err(Error::new(format!("address {ip} on network {:?} is in use by {holder}", net.name)));
+        }
+        let pool = Pool::new(sub);
+        let slot = pool.slot_of(ip).map(|s| (pool, s));
+        Ok((sub, (net, slot, ip)))
+    }
+
+    fn pick_dynamic<'n>(&self, net: &'n Network, v6: bool) -> Result<(&'n Subnet, (&'n Network, Option<(Pool, u64)>, IpAddr))> {
+        for sub in net.subnets.iter().filter(|s| s.subnet.is_ipv6() == v6) {
+            let pool = Pool::new(sub);
+            let mut bm = self.bitmap(net, &pool)?;
+            loop {
+                let Some(slot) = bm.bitmap.find_free(&mut bm.words)? else { break };
+                let ip = pool.addr(slot);
+                if !self.store.lease_path(&net.name, ip).exists() {
+                    return Ok((sub, (net, Some((pool, slot)), ip)));
+                }
+                // A stale hint (killed between the lease and its bit): heal it.
+                bm.bitmap.mark(&mut bm.words, slot, true)?;
+            }
+        }
+        Err(Error::new(format!("no free address in {} (IPv{})", net.name, if v6 { 6 } else { 4 })))
+    }
+
+    /// Give back every lease and the record of an owner. Idempotent: an
+    /// unknown owner is not an error. Returns the record that was removed.
+    pub fn release(&self, id: &str) -> Result<Option<Owner>> {
+        check_owner_id(id)?;
+        let Some(owner) = read_json::<Owner>(&self.store.owner_path(id))? else { return Ok(None) };
+        let mut errors = Vec::new();
+        for ep in &owner.endpoints {
+            let net = self.store.network(&ep.network).ok();
+            for addr in &ep.addresses {
+                let path = self.store.lease_path(&ep.network, addr.ip());
+                // Only the owner written in the lease may remove it.
+                match read_lease(&path) {
+                    Ok(Some(holder)) if holder == owner.id => {}
+                    Ok(_) => continue,
+                    Err(e) => {
+                        errors.push(e);
+                        continue;
+                    }
+                }
+                // Clear the hint first: a set bit must always have its file.
+                if let Some(net) = &net {
+                    if let Some(sub) = net.subnets.iter().find(|s| s.subnet.contains(addr.ip())) {
+                        let pool = Pool::new(sub);
+                        if let Some(slot) = pool.slot_of(addr.ip()) {
+                            if let Err(e) = self.bitmap(net, &pool).and_then(|mut bm| bm.bitmap.mark(&mut bm.words, slot, false)) {
+                                errors.push(e);
+                            }
+                        }
+                    }
+                }
+                if let Err(e) = remove_if_exists(&path) {
+                    errors.push(e);
+                }
+            }
+        }
+        if let Err(e) = self.update_hosts(&owner, false) {
+            errors.push(e);
+        }
+        if let Some(e) = Error::join(errors) {
+            return Err(e.context(format!("release {id}")));
+        }
+        remove_if_exists(&self.store.owner_path(id))?;
+        Ok(Some(owner))
+    }
+
+    /// Replace the record of an owner that already holds its leases (to add
+    /// facts such as the interface names once known).
+    pub fn update_owner(&self, owner: &Owner) -> Result<()> {
+        write_json_atomic(&self.store.owner_path(&owner.id), owner)
+    }
+
+    /// Remove lease files whose owner has no record (left by tampering or by
+    /// an older version); returns how many.
+    pub fn remove_orphan_leases(&self) -> Result<usize> {
+        let mut n = 0;
+        for net in self.store.networks()? {
+            for (ip, holder) in self.store.leases(&net.name)? {
+                let orphan = check_owner_id(&holder).is_err() || !self.store.owner_path(&holder).exists();
+                if orphan {
+                    if let Some(sub) = net.subnets.iter().find(|s| s.subnet.contains(ip)) {
+                        let pool = Pool::new(sub);
+                        if let Some(slot) = pool.slot_of(ip) {
+                            let mut bm = self.bitmap(&net, &pool)?;
+                            bm.bitmap.mark(&mut bm.words, slot, false)?;
+                        }
+                    }
+                    remove_if_exists(&self.store.lease_path(&net.name, ip))?;
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Open the bitmap of a subnet, building it from the lease files when it
+    /// is missing or has the wrong size (a hint may always be rebuilt).
+    fn bitmap(&self, net: &Network, pool: &Pool) -> Result<FileBitmap> {
+        let dir = self.store.ipam_dir(&net.name);
+        let name = pool.subnet().to_string().replace(['/', ':'], "_");
+        let path = dir.join(format!("{name}.bitmap"));
+        let bitmap = Bitmap::new(pool.slots());
+        let want_len = (bitmap.len() * 8) as u64;
+        let file = match OpenOptions::new().read(true).write(true).custom_flags(libc::O_CLOEXEC).open(&path) {
+            Ok(f) if f.metadata()?.len() == want_len => f,
+            Ok(_) | Err(_) => self.rebuild_bitmap(net, pool, &bitmap, &path)?,
+        };
+        let mut words = FileWords::new(file, bitmap.summary_range().end);
+        words.load_head().with_context(|| format!("read {}", path.display()))?;
+        Ok(FileBitmap { bitmap, words })
+    }
+
+    fn rebuild_bitmap(&self, net: &Network, pool: &Pool, bitmap: &Bitmap, path: &Path) -> Result<File> {
+        fs::create_dir_all(path.parent().unwrap()).with_context(|| format!("create {}", path.display()))?;
+        fs::create_dir_all(self.store.ipam_dir(&net.name).join("leases"))?;
+        let mut words = vec![0u64; bitmap.len()];
+        bitmap.init(&mut words, pool.reserved())?;
+        for (ip, _) in self.store.leases(&net.name)? {
+            if let Some(slot) = pool.slot_of(ip) {
+                bitmap.mark(&mut words, slot, true)?;
+            }
+        }
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        write_atomic(path, &bytes, false)?;
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(path)
+            .with_context(|| format!("open {}", path.display()))
+    }
+
+    /// Keep the network's hosts file current: one line per named endpoint.
+    /// Rewritten in place (not renamed) so bind mounts of it see the change.
+    fn update_hosts(&self, owner: &Owner, add: bool) -> Result<()> {
+        let Some(name) = &owner.hostname else { return Ok(()) };
+        for ep in &owner.endpoints {
+            let path = self.store.hosts_path(&ep.network);
+            let old = match fs::read_to_string(&path) {
+                Ok(s) => s,
+                Err(e) if e.kind() == ErrorKind::NotFound => String::new(),
+                Err(e) => return Err(Error::from(e).context(format!("read {}", path.display()))),
+            };
+            let tag = format!("# {}", owner.id);
+            let mut text: String = HOSTS_HEADER.to_string();
+            for line in old.lines().filter(|l| !l.is_empty() && !HOSTS_HEADER.contains(*l)) {
+                if !line.ends_with(&tag) {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
+            if add {
+                for a in &ep.addresses {
+                    text.push_str(&format!("{}\t{name}\t{tag}\n", a.ip()));
+                }
+            }
+            let f = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(false)
+                .mode(0o644)
+                .open(&path)
+                .with_context(|| format!("open {}", path.display()))?;
+            // One write, then trim: readers see the old or the new text.
+            f.write_all_at(text.as_bytes(), 0).with_context(|| format!("write {}", path.display()))?;
+            f.set_len(text.len() as u64).with_context(|| format!("write {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+const HOSTS_HEADER: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+
+struct FileBitmap {
+    bitmap: Bitmap,
+    words: FileWords,
+}
+
+/// Bitmap words in a file: the cursor and summary are read at once, data
+/// words one at a time; every write goes straight to the file (an aligned
+/// 8-byte pwrite, which a killed process cannot tear).
+struct FileWords {
+    file: File,
+    head: Vec<u64>,
+}
+
+impl FileWords {
+    fn new(file: File, head_len: usize) -> Self {
+        FileWords { file, head: vec![0; head_len] }
+    }
+
+    fn load_head(&mut self) -> Result<()> {
+        let mut buf = vec![0u8; self.head.len() * 8];
+        self.file.read_exact_at(&mut buf, 0)?;
+        for (i, c) in buf.chunks_exact(8).enumerate() {
+            self.head[i] = u64::from_le_bytes(c.try_into().unwrap());
+        }
+        Ok(())
+    }
+}
+
+impl Words for FileWords {
+    fn get(&mut self, i: usize) -> Result<u64> {
+        if let Some(v) = self.head.as_slice().get(i) {
+            return Ok(*v);
+        }
+        let mut b = [0u8; 8];
+        self.file.read_exact_at(&mut b, (i * 8) as u64)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn set(&mut self, i: usize, v: u64) -> Result<()> {
+        self.file.write_all_at(&v.to_le_bytes(), (i * 8) as u64)?;
+        if let Some(h) = self.head.get_mut(i) {
+            *h = v;
+        }
+        Ok(())
+    }
+}
+
+/// Create a lease file; it must not exist.
+fn create_lease(path: &Path, owner: &str) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        if !dir.is_dir() {
+            fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        }
+    }
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            if e.kind() == ErrorKind::AlreadyExists {
+                Error::new(format!("lease {} already exists", path.display()))
+            } else {
+                Error::from(e).context(format!("create lease {}", path.display()))
+            }
+        })?;
+    f.write_all(owner.as_bytes()).with_context(|| format!("write lease {}", path.display()))
+}
+
+/// The owner written in a lease file, `None` when there is no lease.
+fn read_lease(path: &Path) -> Result<Option<String>> {
+    match fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s.trim().to_string())),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::from(e).context(format!("read lease {}", path.display()))),
+    }
+}
+
+/// Names of the entries of a directory that end with `suffix` (suffix
+/// removed), skipping temp files; a missing directory is empty.
+fn list_dir(dir: &Path, suffix: &str) -> Result<Vec<String>> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::from(e).context(format!("read {}", dir.display()))),
+    };
+    let mut out = Vec::new();
+    for e in rd {
+        let e = e.with_context(|| format!("read {}", dir.display()))?;
+        let Some(name) = e.file_name().to_str().map(str::to_string) else { continue };
+        if name.contains(".tmp.") || name.starts_with('.') {
+            continue;
+        }
+        if let Some(stem) = name.strip_suffix(suffix) {
+            out.push(stem.to_string());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Read a JSON file; `None` when it does not exist. A damaged file is a
+/// clear error naming it, never a silent reset.
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::from(e).context(format!("read {}", path.display()))),
+    };
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).with_context(|| format!("read {}", path.display()))?;
+    serde_json::from_slice(&buf)
+        .map(Some)
+        .map_err(|e| Error::new(format!("{} is damaged ({e}); move it away or restore it", path.display())))
+}
+
+/// Replace a file atomically: temp file in the same directory, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
+    let dir = path.parent().ok_or_else(|| Error::new(format!("no directory in {}", path.display())))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp.{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let res = (|| -> std::io::Result<()> {
+        let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&tmp)?;
+        f.write_all(bytes)?;
+        if sync {
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = res {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::from(e).context(format!("write {}", path.display())));
+    }
+    Ok(())
+}
+
+pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes, true)
+}
+
+fn remove_if_exists(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::from(e).context(format!("remove {}", path.display()))),
+    }
+}
+
+/// The current time in RFC 3339 (UTC), without a date crate.
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// A random 64-hex-digit id (network ids, like Docker's).
+pub fn random_id() -> Result<String> {
+    let mut b = [0u8; 32];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .context("read /dev/urandom")?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
