@@ -4,6 +4,8 @@
 //! and `ipvnet-runc` are thin frontends over it.
 
 pub mod annotations;
+pub mod attach;
+pub mod commands;
 pub mod error;
 pub mod ipam;
 pub mod netlink;

@@ -259,6 +259,16 @@ impl Locked<'_> {
         write_json_atomic(&self.store.network_path(&n.name), n)
     }
 
+    /// Create the network's hosts file (bind-mounted into containers at
+    /// /etc/hosts) so that it exists before any container's mounts are made.
+    pub fn init_hosts(&self, network: &str) -> Result<()> {
+        let path = self.store.hosts_path(network);
+        if !path.exists() {
+            write_atomic(&path, HOSTS_HEADER.as_bytes(), false)?;
+        }
+        Ok(())
+    }
+
     /// Remove a network's definition and its address store.
     pub fn remove_network(&self, name: &str) -> Result<()> {
         let ipam = self.store.ipam_dir(name);
