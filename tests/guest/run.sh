@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# Runs the real-kernel tests in ONE QEMU guest (virtme-ng, Debian's kernel).
+#
+#   tests/guest/run.sh [TEST...]
+#
+# TEST is a script name (t-network, t-network.sh or tests/guest/t-network.sh)
+# or `kernel` (the #[ignore]d Rust tests of tests/kernel.rs, run with
+# --ignored --test-threads=1). Default: every tests/guest/t-*.sh plus kernel
+# (when tests/kernel.rs exists).
+#
+# Environment: RUNTIME=runc|crun (default runc) is passed to the tests;
+# IPVNET_TEST_TIMEOUT (default 300 s) per script, overridden by a
+# `# timeout: N` line near the top of a script; IPVNET_KERNEL_TIMEOUT
+# (default 1200 s) for the kernel test binary; IPVNET_KERNEL_DIR (default
+# target/guest-kernel, prepared by tests/guest/setup.sh).
+#
+# Steps: cargo build --release (workspace binaries) and the kernel test
+# binary, the busybox rootfs in target/guest/rootfs (built once), then one
+# guest boot running tests/guest/guest-init.sh. The run's directory
+# (target/guest/runs/ID, linked as target/guest/last) keeps results, logs/ and
+# the guest's console (vng.log). Prints PASS/FAIL per test, the logs of failed
+# ones, and `N passed, M failed`; exits 1 if anything failed or did not run.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+cd "$root"
+kdir=${IPVNET_KERNEL_DIR:-$root/target/guest-kernel}
+script_timeout=${IPVNET_TEST_TIMEOUT:-300}
+kernel_timeout=${IPVNET_KERNEL_TIMEOUT:-1200}
+runtime=${RUNTIME:-runc}
+t0=$(date +%s)
+
+passed=0 failed=0
+declare -a failures=()
+say() { echo "run.sh: $*"; }
+finish() {
+  echo
+  if ((${#failures[@]})); then say "failed: ${failures[*]}"; fi
+  echo "$passed passed, $failed failed"
+  say "wall time $(($(date +%s) - t0))s"
+  ((failed == 0))
+  exit
+}
+fail_early() {  # NAME MESSAGE: a failure before the guest ran
+  echo "FAIL $1"
+  echo "    $2"
+  failures+=("$1")
+  failed=$((failed + 1))
+}
+
+# ------------------------------------------------------------ test list --
+declare -a want=()
+has_kernel_rs=0
+[ -f tests/kernel.rs ] && has_kernel_rs=1
+if (($#)); then
+  for t in "$@"; do
+    t=$(basename "$t" .sh)
+    want+=("$t")
+  done
+else
+  for f in "$here"/t-*.sh; do
+    [ -e "$f" ] && want+=("$(basename "$f" .sh)")
+  done
+  if ((has_kernel_rs)); then want+=(kernel); else say "tests/kernel.rs does not exist: no kernel test binary"; fi
+fi
+((${#want[@]})) || { fail_early tests "no test to run"; finish; }
+
+# ---------------------------------------------------------------- build --
+kernel_image=$(ls "$kdir"/boot/vmlinuz-* 2>/dev/null | head -n1)
+if [ -z "$kernel_image" ]; then
+  fail_early guest "no guest kernel in $kdir/boot: run tests/guest/setup.sh"
+  for t in "${want[@]}"; do fail_early "$t" "not run: no guest kernel"; done
+  finish
+fi
+
+say "building (release)"
+if ! nice -n 10 cargo build --release --workspace --bins; then
+  fail_early build "cargo build --release --workspace --bins failed"
+  for t in "${want[@]}"; do fail_early "$t" "not run: the build failed"; done
+  finish
+fi
+
+kernel_bin=
+for t in "${want[@]}"; do
+  [ "$t" == kernel ] || continue
+  if ((!has_kernel_rs)); then
+    break # reported as "did not report" below
+  fi
+  say "building the kernel test binary"
+  json=$(nice -n 10 cargo test --release --test kernel --no-run --message-format=json) || {
+    say "cargo test --release --test kernel --no-run failed"
+  }
+  kernel_bin=$(printf '%s\n' "$json" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == "kernel" \
+            and m.get("executable"):
+        print(m["executable"])
+')
+done
+
+# --------------------------------------------------------------- rootfs --
+rootfs=$root/target/guest/rootfs
+rootfs_version=1
+if [ "$(cat "$rootfs/.complete" 2>/dev/null)" != "$rootfs_version" ]; then
+  say "building the busybox rootfs in $rootfs"
+  bb=$(command -v busybox || true)
+  [ -n "$bb" ] || { fail_early rootfs "no busybox: run tests/guest/setup.sh"; finish; }
+  if ldd "$bb" >/dev/null 2>&1; then
+    fail_early rootfs "$bb is dynamically linked: install busybox-static"; finish
+  fi
+  tmp=$rootfs.tmp.$$
+  rm -rf "$tmp"
+  mkdir -p "$tmp"/{bin,etc,proc,sys,dev,tmp,run,root,var/run,usr,home}
+  chmod 1777 "$tmp/tmp"
+  cp "$bb" "$tmp/bin/busybox"
+  for a in $("$tmp/bin/busybox" --list); do
+    [ "$a" == busybox ] || ln -sf busybox "$tmp/bin/$a"
+  done
+  ln -s bin "$tmp/sbin"
+  ln -s ../bin "$tmp/usr/bin"
+  ln -s ../bin "$tmp/usr/sbin"
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$tmp/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$tmp/etc/group"
+  printf '127.0.0.1 localhost\n::1 localhost\n' >"$tmp/etc/hosts"
+  : >"$tmp/etc/resolv.conf"
+  echo "$rootfs_version" >"$tmp/.complete"
+  rm -rf "$rootfs" && mv "$tmp" "$rootfs"
+fi
+
+# ------------------------------------------------------------ the guest --
+mkdir -p "$root/target/guest/runs"
+rw=$(mktemp -d "$root/target/guest/runs/$(date +%Y%m%d-%H%M%S)-XXXX")
+ln -sfn "$rw" "$root/target/guest/last"
+{
+  printf 'IPVNET_ROOT=%q\n' "$root"
+  printf 'IPVNET_ROOTFS=%q\n' "$rootfs"
+  printf 'RUNTIME=%q\n' "$runtime"
+} >"$rw/config"
+
+total_timeout=120
+: >"$rw/tests"
+for t in "${want[@]}"; do
+  if [ "$t" == kernel ]; then
+    [ -n "$kernel_bin" ] || continue
+    echo "kernel kernel $kernel_bin $kernel_timeout" >>"$rw/tests"
+    total_timeout=$((total_timeout + kernel_timeout + 30))
+  elif [ -f "$here/$t.sh" ]; then
+    tmo=$(sed -n '1,20s/^# timeout: *\([0-9][0-9]*\).*/\1/p' "$here/$t.sh" | head -n1)
+    tmo=${tmo:-$script_timeout}
+    echo "$t script $here/$t.sh $tmo" >>"$rw/tests"
+    total_timeout=$((total_timeout + tmo + 30))
+  fi
+done
+
+if [ -s "$rw/tests" ]; then
+  say "booting $(basename "$kernel_image") for $(wc -l <"$rw/tests") test(s), runtime $runtime (limit ${total_timeout}s); run dir $rw"
+  boot0=$(date +%s)
+  timeout -k 30 "$total_timeout" vng --run "$kernel_image" --disable-kvm --force-9p \
+    --rwdir "$rw" --memory 2G --cpus 2 \
+    --exec "bash $here/guest-init.sh $rw" </dev/null >"$rw/vng.log" 2>&1
+  say "guest ran $(($(date +%s) - boot0))s"
+fi
+
+# -------------------------------------------------------------- results --
+guest_problem=
+if [ -s "$rw/tests" ]; then
+  if [ ! -f "$rw/booted" ]; then
+    guest_problem="the guest did not boot (or could not run guest-init.sh)"
+  elif [ "$(cat "$rw/done" 2>/dev/null)" != 0 ]; then
+    guest_problem="the guest did not finish"
+  fi
+fi
+
+for t in "${want[@]}"; do
+  r=$(grep -E "^(PASS|FAIL) $t\$" "$rw/results" 2>/dev/null | tail -n1 | cut -d' ' -f1)
+  d=$(awk -v t="$t" '$1 == t {print " (" $2 "s)"}' "$rw/durations" 2>/dev/null)
+  case "$r" in
+    PASS)
+      echo "PASS $t$d"
+      passed=$((passed + 1))
+      ;;
+    FAIL)
+      echo "FAIL $t$d"
+      echo "----- log of $t ($rw/logs/$t.log) -----"
+      tail -n 300 "$rw/logs/$t.log" 2>/dev/null | sed 's/^/    /'
+      echo "----- end of log of $t -----"
+      failures+=("$t")
+      failed=$((failed + 1))
+      ;;
+    *)
+      why="did not report"
+      if [ "$t" == kernel ] && ((!has_kernel_rs)); then why="tests/kernel.rs does not exist"
+      elif [ "$t" == kernel ] && [ -z "$kernel_bin" ]; then why="the kernel test binary did not build"
+      elif [ "$t" != kernel ] && [ ! -f "$here/$t.sh" ]; then why="no such test: $here/$t.sh"
+      elif [ -n "$guest_problem" ]; then why="did not report: $guest_problem"
+      fi
+      echo "FAIL $t ($why)"
+      if [ -f "$rw/logs/$t.log" ]; then
+        tail -n 300 "$rw/logs/$t.log" | sed 's/^/    /'
+      fi
+      failures+=("$t")
+      failed=$((failed + 1))
+      ;;
+  esac
+done
+
+if [ -n "$guest_problem" ]; then
+  fail_early guest "$guest_problem; last lines of the guest's output:"
+  tail -n 40 "$rw/init.log" 2>/dev/null | sed 's/^/    init: /'
+  tail -n 40 "$rw/vng.log" 2>/dev/null | sed 's/^/    vng: /'
+fi
+finish
