@@ -424,6 +424,20 @@ pub fn hook_env(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Vec<Str
     env
 }
 
+/// A Kubernetes app container (not the pod sandbox): it joins the sandbox's
+/// network namespace, which the sandbox's own hooks set up. containerd passes
+/// a pod's annotations to every container of the pod, so without this check
+/// each container would attach the pod to the network again.
+pub fn is_pod_app_container(ann: &BTreeMap<String, String>) -> bool {
+    ann.get("io.kubernetes.cri.container-type")
+        .map(String::as_str)
+        == Some("container")
+        || ann
+            .get("io.kubernetes.cri-o.ContainerType")
+            .map(String::as_str)
+            == Some("container")
+}
+
 /// Inputs of [`prepare_bundle`] that come from the environment.
 pub struct Setup<'a> {
     pub ipvnet_env: Option<&'a str>,
@@ -452,7 +466,7 @@ pub fn prepare_bundle(bundle: &Path, setup: &Setup) -> Result<bool> {
             }
         }
     }
-    if !annotations::mentions_ipvnet(&ann) {
+    if !annotations::mentions_ipvnet(&ann) || is_pod_app_container(&ann) {
         return Ok(false);
     }
     // Refuse a bad request now, with a clear message, rather than in the hook.
@@ -1040,6 +1054,30 @@ mod tests {
         fs::write(&cfg, "{garbage").unwrap();
         assert!(!prepare_bundle(&d, &setup).unwrap());
         assert!(!prepare_bundle(&d.join("missing"), &setup).unwrap());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn prepare_bundle_skips_pod_app_containers() {
+        let d = tmpdir("podapp");
+        let bin = d.join("ipvnet");
+        write_exe(&bin);
+        let file = FileConfig::default();
+        let setup = setup_with(&file, Path::new("/proc/self/exe"), bin.to_str().unwrap());
+        let cfg = d.join("config.json");
+        for (kind, added) in [("container", false), ("sandbox", true)] {
+            for key in [
+                "io.kubernetes.cri.container-type",
+                "io.kubernetes.cri-o.ContainerType",
+            ] {
+                let text = json!({"annotations": {"ipvnet.network": "db", key: kind}}).to_string();
+                fs::write(&cfg, &text).unwrap();
+                assert_eq!(prepare_bundle(&d, &setup).unwrap(), added, "{key}={kind}");
+                if !added {
+                    assert_eq!(fs::read_to_string(&cfg).unwrap(), text);
+                }
+            }
+        }
         fs::remove_dir_all(&d).unwrap();
     }
 
