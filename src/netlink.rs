@@ -340,6 +340,7 @@ fn align4(n: usize) -> usize {
 pub struct Netlink {
     sock: Socket,
     seq: u32,
+    dump_retries: u64,
 }
 
 impl Netlink {
@@ -360,7 +361,11 @@ impl Netlink {
         // Start sequence numbers somewhere distinct per socket, which keeps
         // strace output readable when several sockets are open.
         let seq = (std::process::id() << 16) ^ (sock.as_raw_fd() as u32);
-        Ok(Netlink { sock, seq })
+        Ok(Netlink {
+            sock,
+            seq,
+            dump_retries: 0,
+        })
     }
 
     /// A socket that lives in the namespace `netns`: it is created on a
@@ -477,11 +482,15 @@ impl Netlink {
         &mut self,
         msg: RouteNetlinkMessage,
     ) -> std::result::Result<Vec<RouteNetlinkMessage>, Failure> {
-        for _ in 0..DUMP_RETRIES {
+        for attempt in 0..DUMP_RETRIES {
             let (answers, interrupted) = self.exchange(&msg, NLM_F_DUMP)?;
             if !interrupted {
                 return Ok(answers);
             }
+            // An interrupted dump may have skipped entries, so it is never
+            // used. Back off a little so a burst of changes can pass.
+            self.dump_retries += 1;
+            std::thread::sleep(std::time::Duration::from_millis(1 << attempt.min(5)));
         }
         Err(Failure::Local(Error::with_errno(
             format!(
@@ -489,6 +498,12 @@ impl Netlink {
             ),
             libc::EINTR,
         )))
+    }
+
+    /// How many dumps this socket had to repeat because the kernel marked
+    /// them inconsistent (NLM_F_DUMP_INTR); for diagnostics and tests.
+    pub fn dump_retries(&self) -> u64 {
+        self.dump_retries
     }
 
     /// "eth0 (index 4)" or "index 4", for error messages.
@@ -601,6 +616,12 @@ impl Netlink {
                     Some(libc::ENODEV) if !f.ext().is_some_and(|t| t.contains("device type")) => {
                         f.worded(&op, format!("parent index {} does not exist", req.parent))
                     }
+                    // The kernel refuses a loopback or non-Ethernet parent
+                    // with a bare EINVAL (6.1) or EOPNOTSUPP, without text.
+                    Some(libc::EINVAL) if f.ext().is_none() => f.worded(
+                        &op,
+                        format!("parent {parent} cannot carry ipvlan links (it must be an Ethernet device, not loopback)"),
+                    ),
                     Some(libc::EOPNOTSUPP) if !is_unknown_kind(&f) => f.worded(
                         &op,
                         format!("parent {parent} cannot carry ipvlan links (it must be an Ethernet device, not loopback)"),
