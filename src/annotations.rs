@@ -44,6 +44,20 @@ pub fn mentions_ipvnet(annotations: &BTreeMap<String, String>) -> bool {
     annotations.keys().any(|k| k.starts_with(PREFIX))
 }
 
+/// Whether this is a Kubernetes app container rather than the pod sandbox
+/// (annotations set by containerd's CRI and by CRI-O). App containers join
+/// the sandbox's network namespace, which was set up for the sandbox; since
+/// CRI passes a pod's annotations to every container of the pod, callers
+/// skip these instead of attaching the pod again.
+pub fn is_pod_app_container(annotations: &BTreeMap<String, String>) -> bool {
+    [
+        "io.kubernetes.cri.container-type",
+        "io.kubernetes.cri-o.ContainerType",
+    ]
+    .iter()
+    .any(|k| annotations.get(*k).map(String::as_str) == Some("container"))
+}
+
 /// Read the request out of a container's annotations. `Ok(None)` when the
 /// container asks for nothing (no `ipvnet.*` key at all).
 pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Option<Request>> {
@@ -464,6 +478,23 @@ mod tests {
             parse(&map(&[("ipvnetx", "1"), ("io.ipvnet.network", "x")])).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn pod_app_containers() {
+        assert!(is_pod_app_container(&map(&[(
+            "io.kubernetes.cri.container-type",
+            "container"
+        )])));
+        assert!(is_pod_app_container(&map(&[(
+            "io.kubernetes.cri-o.ContainerType",
+            "container"
+        )])));
+        assert!(!is_pod_app_container(&map(&[(
+            "io.kubernetes.cri.container-type",
+            "sandbox"
+        )])));
+        assert!(!is_pod_app_container(&map(&[(NETWORK, "n")])));
     }
 
     #[test]

@@ -424,20 +424,6 @@ pub fn hook_env(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Vec<Str
     env
 }
 
-/// A Kubernetes app container (not the pod sandbox): it joins the sandbox's
-/// network namespace, which the sandbox's own hooks set up. containerd passes
-/// a pod's annotations to every container of the pod, so without this check
-/// each container would attach the pod to the network again.
-pub fn is_pod_app_container(ann: &BTreeMap<String, String>) -> bool {
-    ann.get("io.kubernetes.cri.container-type")
-        .map(String::as_str)
-        == Some("container")
-        || ann
-            .get("io.kubernetes.cri-o.ContainerType")
-            .map(String::as_str)
-            == Some("container")
-}
-
 /// Inputs of [`prepare_bundle`] that come from the environment.
 pub struct Setup<'a> {
     pub ipvnet_env: Option<&'a str>,
@@ -466,7 +452,7 @@ pub fn prepare_bundle(bundle: &Path, setup: &Setup) -> Result<bool> {
             }
         }
     }
-    if !annotations::mentions_ipvnet(&ann) || is_pod_app_container(&ann) {
+    if !annotations::mentions_ipvnet(&ann) || annotations::is_pod_app_container(&ann) {
         return Ok(false);
     }
     // Refuse a bad request now, with a clear message, rather than in the hook.
