@@ -160,10 +160,32 @@ fn take_all_wakers(st: &mut State, wakers: &mut Vec<Waker>) {
 }
 
 /// A multiplexer over one trunk connection. Cloning yields another handle to
-/// the same multiplexer.
+/// the same multiplexer; dropping the last handle closes it like
+/// [`Mux::close`] (open [`MuxConn`]s do not keep it alive).
 #[derive(Clone)]
 pub struct Mux {
     shared: Arc<Shared>,
+    _owner: Arc<Owner>,
+}
+
+/// Closes the multiplexer when the last [`Mux`] handle goes.
+struct Owner(Arc<Shared>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        close_locally(&self.0);
+    }
+}
+
+fn close_locally(shared: &Shared) {
+    let waker = {
+        let mut st = shared.lock();
+        st.closing = true;
+        st.writer_waker.take()
+    };
+    if let Some(w) = waker {
+        w.wake();
+    }
 }
 
 impl Mux {
@@ -184,7 +206,10 @@ impl Mux {
         let (rd, wr) = tokio::io::split(trunk);
         tokio::spawn(reader_task(rd, shared.clone()));
         tokio::spawn(writer_task(wr, shared.clone()));
-        Mux { shared }
+        Mux {
+            _owner: Arc::new(Owner(shared.clone())),
+            shared,
+        }
     }
 
     /// Opens the logical connection `id`. Fails for the reserved id 0 and for
@@ -214,14 +239,7 @@ impl Mux {
     /// the trunk is shut down; every connection then reads end-of-stream and
     /// fails to write.
     pub fn close(&self) {
-        let waker = {
-            let mut st = self.shared.lock();
-            st.closing = true;
-            st.writer_waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
+        close_locally(&self.shared);
     }
 
     /// Whether the trunk is closed.
@@ -421,7 +439,9 @@ impl AsyncRead for MuxConn {
             };
         }
         while buf.remaining() > 0 {
-            let Some(front) = conn.frames.front() else { break };
+            let Some(front) = conn.frames.front() else {
+                break;
+            };
             let avail = &front[conn.offset..];
             let n = avail.len().min(buf.remaining());
             buf.put_slice(&avail[..n]);

@@ -13,8 +13,8 @@ use tokio::sync::watch;
 
 use crate::api::{
     ConfigureRequest, ConfigureResponse, Container, ContainerAdjustment, ContainerEviction,
-    ContainerUpdate, CreateContainerRequest, CreateContainerResponse, Empty, Event,
-    LinuxResources, PodSandbox, RegisterPluginRequest, StateChangeEvent, StopContainerRequest,
+    ContainerUpdate, CreateContainerRequest, CreateContainerResponse, Empty, Event, LinuxResources,
+    PodSandbox, RegisterPluginRequest, StateChangeEvent, StopContainerRequest,
     StopContainerResponse, SynchronizeRequest, SynchronizeResponse, UpdateContainerRequest,
     UpdateContainerResponse, UpdateContainersRequest,
 };
@@ -193,7 +193,11 @@ pub trait Plugin: Send + Sync + 'static {
     }
 
     /// The container has been created.
-    fn post_create_container(&self, pod: &PodSandbox, container: &Container) -> Result<(), BoxError> {
+    fn post_create_container(
+        &self,
+        pod: &PodSandbox,
+        container: &Container,
+    ) -> Result<(), BoxError> {
         let _ = (pod, container);
         Ok(())
     }
@@ -205,7 +209,11 @@ pub trait Plugin: Send + Sync + 'static {
     }
 
     /// The container has been started.
-    fn post_start_container(&self, pod: &PodSandbox, container: &Container) -> Result<(), BoxError> {
+    fn post_start_container(
+        &self,
+        pod: &PodSandbox,
+        container: &Container,
+    ) -> Result<(), BoxError> {
         let _ = (pod, container);
         Ok(())
     }
@@ -222,7 +230,11 @@ pub trait Plugin: Send + Sync + 'static {
     }
 
     /// The container's resources have been updated.
-    fn post_update_container(&self, pod: &PodSandbox, container: &Container) -> Result<(), BoxError> {
+    fn post_update_container(
+        &self,
+        pod: &PodSandbox,
+        container: &Container,
+    ) -> Result<(), BoxError> {
         let _ = (pod, container);
         Ok(())
     }
@@ -397,7 +409,11 @@ pub async fn run_async<P: Plugin>(plugin: P, opts: Options) -> Result<(), Error>
     opts.validate()?;
     let trunk = match opts.socket_fd {
         Some(fd) => {
-            log::info!("nri: pre-registered plugin {}-{}, socket fd {fd}", opts.idx, opts.name);
+            log::info!(
+                "nri: pre-registered plugin {}-{}, socket fd {fd}",
+                opts.idx,
+                opts.name
+            );
             adopt_socket_fd(fd)?
         }
         None => {
@@ -559,7 +575,10 @@ where
         }
         Err(e) => {
             log::error!("nri: {what} panicked: {e}");
-            Err(status(ttrpc::Code::INTERNAL, format!("{what}: plugin panicked")))
+            Err(status(
+                ttrpc::Code::INTERNAL,
+                format!("{what}: plugin panicked"),
+            ))
         }
     }
 }
@@ -686,21 +705,27 @@ impl<P: Plugin> nri_ttrpc::Plugin for Adapter<P> {
         let ctr = req.container.unwrap_or_default();
         type Handler<P> = fn(&P, &PodSandbox, &Container) -> Result<(), BoxError>;
         let handler: Option<(&'static str, Handler<P>)> = match event {
-            Ok(Event::RUN_POD_SANDBOX) => Some(("run_pod_sandbox", |p, pod, _| p.run_pod_sandbox(pod))),
-            Ok(Event::STOP_POD_SANDBOX) => Some(("stop_pod_sandbox", |p, pod, _| p.stop_pod_sandbox(pod))),
+            Ok(Event::RUN_POD_SANDBOX) => {
+                Some(("run_pod_sandbox", |p, pod, _| p.run_pod_sandbox(pod)))
+            }
+            Ok(Event::STOP_POD_SANDBOX) => {
+                Some(("stop_pod_sandbox", |p, pod, _| p.stop_pod_sandbox(pod)))
+            }
             Ok(Event::REMOVE_POD_SANDBOX) => {
                 Some(("remove_pod_sandbox", |p, pod, _| p.remove_pod_sandbox(pod)))
             }
-            Ok(Event::POST_CREATE_CONTAINER) => {
-                Some(("post_create_container", |p, pod, c| p.post_create_container(pod, c)))
+            Ok(Event::POST_CREATE_CONTAINER) => Some(("post_create_container", |p, pod, c| {
+                p.post_create_container(pod, c)
+            })),
+            Ok(Event::START_CONTAINER) => {
+                Some(("start_container", |p, pod, c| p.start_container(pod, c)))
             }
-            Ok(Event::START_CONTAINER) => Some(("start_container", |p, pod, c| p.start_container(pod, c))),
-            Ok(Event::POST_START_CONTAINER) => {
-                Some(("post_start_container", |p, pod, c| p.post_start_container(pod, c)))
-            }
-            Ok(Event::POST_UPDATE_CONTAINER) => {
-                Some(("post_update_container", |p, pod, c| p.post_update_container(pod, c)))
-            }
+            Ok(Event::POST_START_CONTAINER) => Some(("post_start_container", |p, pod, c| {
+                p.post_start_container(pod, c)
+            })),
+            Ok(Event::POST_UPDATE_CONTAINER) => Some(("post_update_container", |p, pod, c| {
+                p.post_update_container(pod, c)
+            })),
             Ok(Event::REMOVE_CONTAINER) => {
                 Some(("remove_container", |p, pod, c| p.remove_container(pod, c)))
             }
@@ -733,7 +758,10 @@ mod tests {
         assert_eq!(EventMask::EMPTY.with(Event::UNKNOWN), EventMask::EMPTY);
         assert!(EventMask::ALL.contains(Event::REMOVE_CONTAINER));
         assert!(!EventMask::POD_EVENTS.contains(Event::CREATE_CONTAINER));
-        assert_eq!((EventMask::POD_EVENTS | EventMask::from_bits(0x8)).bits(), 0xf);
+        assert_eq!(
+            (EventMask::POD_EVENTS | EventMask::from_bits(0x8)).bits(),
+            0xf
+        );
     }
 
     #[test]

@@ -51,8 +51,14 @@ impl Plugin for TestPlugin {
         if pod.id == "bad-pod" {
             return Err("no addresses left".into());
         }
-        let netns = nri::pod_namespace(pod, "network").unwrap_or_default().to_string();
-        self.0.lock().unwrap().run_netns.push((pod.id.clone(), netns));
+        let netns = nri::pod_namespace(pod, "network")
+            .unwrap_or_default()
+            .to_string();
+        self.0
+            .lock()
+            .unwrap()
+            .run_netns
+            .push((pod.id.clone(), netns));
         Ok(())
     }
 
@@ -80,7 +86,11 @@ impl Plugin for TestPlugin {
         hook.path = "/usr/bin/ipvnet".into();
         hook.args = vec!["ipvnet".into(), "hook".into()];
         let mut adjust = api::ContainerAdjustment::new();
-        adjust.hooks.mut_or_insert_default().create_runtime.push(hook);
+        adjust
+            .hooks
+            .mut_or_insert_default()
+            .create_runtime
+            .push(hook);
         Ok(adjust)
     }
 
@@ -127,6 +137,7 @@ fn state_change(event: api::Event, pod: api::PodSandbox) -> api::StateChangeEven
 /// RegisterPluginRequest:
 ///   0a 06 "ipvnet"                         plugin_name = 1
 ///   12 02 "10"                             plugin_idx = 2
+#[rustfmt::skip]
 const REGISTER_FRAME_HEX: &str = concat!(
     "00000002", "0000004c",
     "00000042", "00000001", "01", "00",
@@ -159,8 +170,12 @@ async fn full_handshake_and_events() {
     assert_eq!(frame, unhex(REGISTER_FRAME_HEX), "RegisterPlugin frame");
     let req = ttrpc::Request::parse_from_bytes(&payload[10..]).unwrap();
     let reg = api::RegisterPluginRequest::parse_from_bytes(&req.payload).unwrap();
-    assert_eq!((reg.plugin_name.as_str(), reg.plugin_idx.as_str()), ("ipvnet", "10"));
-    rt.reply_ok(1, api::Empty::new().write_to_bytes().unwrap()).await;
+    assert_eq!(
+        (reg.plugin_name.as_str(), reg.plugin_idx.as_str()),
+        ("ipvnet", "10")
+    );
+    rt.reply_ok(1, api::Empty::new().write_to_bytes().unwrap())
+        .await;
 
     // 2. Configure: the reply carries the event mask, field 2.
     let mut cfg = api::ConfigureRequest::new();
@@ -169,7 +184,11 @@ async fn full_handshake_and_events() {
     cfg.runtime_version = "v0.0".into();
     cfg.request_timeout = 2000;
     // Send it split over three frames to exercise reassembly.
-    let msg = ttrpc_message(1, TTRPC_REQUEST, &request_bytes("Configure", cfg.write_to_bytes().unwrap()));
+    let msg = ttrpc_message(
+        1,
+        TTRPC_REQUEST,
+        &request_bytes("Configure", cfg.write_to_bytes().unwrap()),
+    );
     let mut bytes = mux_frame(1, &msg[..3]);
     bytes.extend(mux_frame(1, &msg[3..17]));
     bytes.extend(mux_frame(1, &msg[17..]));
@@ -190,7 +209,10 @@ async fn full_handshake_and_events() {
     let resp = rt.call(3, "Synchronize", &sync).await;
     assert_eq!(code(&resp), 0);
     assert_eq!(resp.payload, vec![0x10, 0x01], "more = true echoed");
-    assert!(seen.lock().unwrap().synced.is_none(), "synchronize waits for the last part");
+    assert!(
+        seen.lock().unwrap().synced.is_none(),
+        "synchronize waits for the last part"
+    );
     let mut sync = api::SynchronizeRequest::new();
     let mut ctr = api::Container::new();
     ctr.id = "ctr-a".into();
@@ -206,7 +228,10 @@ async fn full_handshake_and_events() {
     );
 
     // 4. RunPodSandbox through StateChange: the callback gets the netns.
-    let ev = state_change(api::Event::RUN_POD_SANDBOX, pod("pod-b", Some("/var/run/netns/cni-1234")));
+    let ev = state_change(
+        api::Event::RUN_POD_SANDBOX,
+        pod("pod-b", Some("/var/run/netns/cni-1234")),
+    );
     let resp = rt.call(7, "StateChange", &ev).await;
     assert_eq!(code(&resp), 0);
     assert_eq!(
@@ -257,9 +282,12 @@ async fn full_handshake_and_events() {
 
     // Unknown fields in a request are skipped: a PodSandbox with an extra
     // field 99 (string) still decodes.
-    let mut ev_bytes = state_change(api::Event::RUN_POD_SANDBOX, pod("pod-c", Some("/var/run/netns/c")))
-        .write_to_bytes()
-        .unwrap();
+    let mut ev_bytes = state_change(
+        api::Event::RUN_POD_SANDBOX,
+        pod("pod-c", Some("/var/run/netns/c")),
+    )
+    .write_to_bytes()
+    .unwrap();
     ev_bytes.extend_from_slice(&[0x9a, 0x06, 0x03, b'x', b'y', b'z']); // field 99, wire type 2
     rt.send_request(19, "StateChange", ev_bytes).await;
     assert_eq!(code(&rt.response(19).await), 0);
@@ -270,7 +298,10 @@ async fn full_handshake_and_events() {
     assert_eq!(code(&resp), 0);
     assert!(seen.lock().unwrap().shutdown);
     drop(rt);
-    let result = tokio::time::timeout(STEP_TIMEOUT, served).await.unwrap().unwrap();
+    let result = tokio::time::timeout(STEP_TIMEOUT, served)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(result.is_ok(), "serve returned {result:?}");
 }
 
@@ -286,8 +317,14 @@ async fn disconnect_without_shutdown_is_an_error() {
     let resp = rt.call(1, "Configure", &api::ConfigureRequest::new()).await;
     assert_eq!(code(&resp), 0);
     drop(rt);
-    let result = tokio::time::timeout(STEP_TIMEOUT, served).await.unwrap().unwrap();
-    assert!(matches!(result, Err(nri::Error::Disconnected)), "got {result:?}");
+    let result = tokio::time::timeout(STEP_TIMEOUT, served)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(result, Err(nri::Error::Disconnected)),
+        "got {result:?}"
+    );
 }
 
 #[tokio::test]
@@ -304,9 +341,16 @@ async fn registration_rejected() {
     status.code = ttrpc::Code::FAILED_PRECONDITION.into();
     status.message = "plugin already registered".into();
     resp.status = Some(status).into();
-    let bytes = ttrpc_message(msg.stream_id, TTRPC_RESPONSE, &resp.write_to_bytes().unwrap());
+    let bytes = ttrpc_message(
+        msg.stream_id,
+        TTRPC_RESPONSE,
+        &resp.write_to_bytes().unwrap(),
+    );
     rt.write_raw(&mux_frame(2, &bytes)).await;
-    let result = tokio::time::timeout(STEP_TIMEOUT, served).await.unwrap().unwrap();
+    let result = tokio::time::timeout(STEP_TIMEOUT, served)
+        .await
+        .unwrap()
+        .unwrap();
     match result {
         Err(nri::Error::Registration(m)) => assert!(m.contains("already registered"), "{m}"),
         other => panic!("expected a registration error, got {other:?}"),

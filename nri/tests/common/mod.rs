@@ -98,7 +98,10 @@ impl FakeRuntime {
                 .read_frame()
                 .await
                 .expect("plugin closed the connection");
-            self.streams.entry(id).or_default().extend_from_slice(&payload);
+            self.streams
+                .entry(id)
+                .or_default()
+                .extend_from_slice(&payload);
         }
     }
 
@@ -114,7 +117,12 @@ impl FakeRuntime {
     }
 
     /// Calls a Plugin service method and returns the ttrpc response.
-    pub async fn call(&mut self, stream_id: u32, method: &str, req: &dyn protobuf::MessageDyn) -> ttrpc::Response {
+    pub async fn call(
+        &mut self,
+        stream_id: u32,
+        method: &str,
+        req: &dyn protobuf::MessageDyn,
+    ) -> ttrpc::Response {
         let payload = req.write_to_bytes_dyn().unwrap();
         self.send_request(stream_id, method, payload).await;
         self.response(stream_id).await
@@ -140,7 +148,10 @@ impl FakeRuntime {
     /// Waits for the plugin to close its side.
     pub async fn expect_eof(&mut self) {
         while let Some((id, payload)) = self.read_frame().await {
-            self.streams.entry(id).or_default().extend_from_slice(&payload);
+            self.streams
+                .entry(id)
+                .or_default()
+                .extend_from_slice(&payload);
         }
     }
 }
