@@ -365,3 +365,83 @@ async fn invalid_index_is_refused_before_connecting() {
     let result = nri::serve(TestPlugin(seen), &opts, plugin_end).await;
     assert!(matches!(result, Err(nri::Error::InvalidOptions(_))));
 }
+
+/// A plugin that asks for an unsolicited update from a callback, through
+/// the RuntimeHandle it got in configure (blocking form).
+struct Updater(Mutex<Option<nri::RuntimeHandle>>);
+
+impl Plugin for Updater {
+    fn configure(&self, config: &Config) -> Result<EventMask, BoxError> {
+        *self.0.lock().unwrap() = Some(config.runtime.clone());
+        Ok(EventMask::from_events(&[api::Event::START_CONTAINER]))
+    }
+
+    fn start_container(
+        &self,
+        _pod: &api::PodSandbox,
+        ctr: &api::Container,
+    ) -> Result<(), BoxError> {
+        let rt = self.0.lock().unwrap().clone().expect("configured");
+        let mut upd = api::ContainerUpdate::new();
+        upd.container_id = ctr.id.clone();
+        upd.ignore_failure = true;
+        let mut ev = api::ContainerEviction::new();
+        ev.container_id = "victim".into();
+        ev.reason = "test".into();
+        let failed = rt.update_containers_blocking(vec![upd], vec![ev])?;
+        if failed.len() != 1 {
+            return Err(format!("expected one failed update, got {failed:?}").into());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn unsolicited_update_from_a_callback() {
+    let (plugin_end, runtime_end) = UnixStream::pair().unwrap();
+    let opts = Options::new("updater", "20");
+    let served =
+        tokio::spawn(async move { nri::serve(Updater(Mutex::new(None)), &opts, plugin_end).await });
+    let mut rt = FakeRuntime::new(runtime_end);
+    let msg = rt.read_msg(2).await;
+    rt.reply_ok(msg.stream_id, Vec::new()).await;
+    let resp = rt.call(1, "Configure", &api::ConfigureRequest::new()).await;
+    assert_eq!(resp.payload, vec![0x10, 0x20], "START_CONTAINER is bit 5");
+
+    let mut ev = api::StateChangeEvent::new();
+    ev.event = api::Event::START_CONTAINER.into();
+    ev.pod = Some(pod("pod-u", None)).into();
+    let mut ctr = api::Container::new();
+    ctr.id = "ctr-u".into();
+    ev.container = Some(ctr).into();
+    rt.send_request(3, "StateChange", ev.write_to_bytes().unwrap())
+        .await;
+
+    // While the event is pending, the plugin calls UpdateContainers (stream 3
+    // on connection 2, after RegisterPlugin's 1).
+    let msg = rt.read_msg(2).await;
+    assert_eq!(msg.stream_id, 3);
+    let req = ttrpc::Request::parse_from_bytes(&msg.payload).unwrap();
+    assert_eq!(
+        (req.service.as_str(), req.method.as_str()),
+        (RUNTIME_SERVICE, "UpdateContainers")
+    );
+    let upd = api::UpdateContainersRequest::parse_from_bytes(&req.payload).unwrap();
+    assert_eq!(upd.update.len(), 1);
+    assert_eq!(upd.update[0].container_id, "ctr-u");
+    assert!(upd.update[0].ignore_failure);
+    assert_eq!(upd.evict[0].container_id, "victim");
+    let mut answer = api::UpdateContainersResponse::new();
+    answer.failed.push(upd.update[0].clone());
+    rt.reply_ok(msg.stream_id, answer.write_to_bytes().unwrap())
+        .await;
+
+    let resp = rt.response(3).await;
+    assert_eq!(code(&resp), 0, "{:?}", resp.status);
+    drop(rt);
+    let result = tokio::time::timeout(STEP_TIMEOUT, served)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(result, Err(nri::Error::Disconnected)));
+}
