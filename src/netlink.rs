@@ -173,6 +173,7 @@ pub struct Link {
 }
 
 /// What `create_ipvlan` sends.
+#[derive(Debug, Clone, Copy)]
 pub struct IpvlanRequest<'a> {
     pub name: &'a str,
     /// Index of the parent in the socket's namespace.
@@ -229,6 +230,9 @@ const NLMSGERR_ATTR_MSG: u16 = 1;
 const NLMSG_HDRLEN: usize = 16;
 /// Give up on a dump that keeps being interrupted by concurrent changes.
 const DUMP_RETRIES: usize = 20;
+/// Receive buffer. The kernel sizes dump batches after the largest buffer
+/// we have offered (up to 32 KiB), so a large one means few, full batches.
+const RECV_BUF: usize = 64 * 1024;
 
 /// Why one request failed, before it is worded for the operation.
 #[derive(Debug)]
@@ -396,6 +400,33 @@ impl Netlink {
         Ok(seq)
     }
 
+    /// One whole datagram from the kernel, however large.
+    fn recv_datagram(&mut self) -> std::result::Result<Vec<u8>, Failure> {
+        let mut cap = RECV_BUF;
+        loop {
+            // Peek first: MSG_TRUNC makes the kernel report the real size.
+            let mut buf = Vec::with_capacity(cap);
+            match self.sock.recv(&mut buf, libc::MSG_PEEK | libc::MSG_TRUNC) {
+                Ok(n) if n > buf.len() => cap = n,
+                Ok(n) => {
+                    buf.clear();
+                    match self.sock.recv(&mut buf, 0) {
+                        Ok(got) => {
+                            debug_assert_eq!(got, n);
+                            return Ok(buf);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            return Err(Error::from(e).context("receive netlink answer").into())
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::from(e).context("receive netlink answer").into()),
+            }
+        }
+    }
+
     /// Send one request and collect the answers carrying its sequence
     /// number until the ack / error (requests) or NLMSG_DONE (dumps).
     /// Returns the answers and whether a dump was marked inconsistent.
@@ -412,10 +443,7 @@ impl Netlink {
         // the next one: keep reading to the end and report it then.
         let mut parse_error: Option<Error> = None;
         loop {
-            let (data, _) = self
-                .sock
-                .recv_from_full()
-                .map_err(|e| Error::from(e).context("receive netlink answer"))?;
+            let data = self.recv_datagram()?;
             let mut rest = &data[..];
             while rest.len() >= NLMSG_HDRLEN {
                 let buf = NetlinkBuffer::new_checked(rest)
