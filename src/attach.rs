@@ -144,7 +144,7 @@ fn build_links(ns_nl: &mut Netlink, ns: &std::fs::File, networks: &[Network], ow
                 continue;
             }
             let gateway = match net.mode {
-                IpvlanMode::L2 => match net.gateway(v6) {
+                IpvlanMode::L2 => match gateway_for(net, &ep.addresses, v6) {
                     Some(g) => Some(g),
                     None => continue,
                 },
@@ -161,6 +161,16 @@ fn build_links(ns_nl: &mut Netlink, ns: &std::fs::File, networks: &[Network], ow
         }
     }
     Ok(())
+}
+
+/// The gateway of the subnet that holds the endpoint's address of a family:
+/// on a multi-subnet network, the first subnet's gateway is not on-link for
+/// an address of the second subnet (the kernel refuses such a route).
+fn gateway_for(net: &Network, addresses: &[ipnetwork::IpNetwork], v6: bool) -> Option<IpAddr> {
+    addresses
+        .iter()
+        .filter(|a| a.is_ipv6() == v6)
+        .find_map(|a| net.subnets.iter().find(|s| s.subnet.contains(a.ip()))?.gateway)
 }
 
 /// The kernel frees the addresses of a removed container's ipvlan link only
@@ -206,4 +216,29 @@ pub fn delete_interfaces(owner: &Owner) -> Result<()> {
         }
     }
     Error::join(errors).map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_is_the_one_of_the_address_subnet() {
+        let net: Network = serde_json::from_value(serde_json::json!({
+            "name": "ms", "id": "ab", "driver": "ipvlan", "parent": "eth0",
+            "mode": "l2", "flag": "bridge", "internal": false, "created": "now",
+            "subnets": [
+                {"subnet": "192.168.114.0/24", "gateway": "192.168.114.254"},
+                {"subnet": "192.168.116.0/24", "gateway": "192.168.116.254"},
+                {"subnet": "2001:db8::/64"},
+            ],
+        }))
+        .unwrap();
+        let addrs = |v: &[&str]| v.iter().map(|a| a.parse().unwrap()).collect::<Vec<ipnetwork::IpNetwork>>();
+        assert_eq!(gateway_for(&net, &addrs(&["192.168.116.10/24"]), false), Some("192.168.116.254".parse().unwrap()));
+        assert_eq!(gateway_for(&net, &addrs(&["192.168.114.3/24"]), false), Some("192.168.114.254".parse().unwrap()));
+        // A family whose subnet has no gateway gets no gateway route.
+        assert_eq!(gateway_for(&net, &addrs(&["192.168.114.3/24", "2001:db8::5/64"]), true), None);
+        assert_eq!(gateway_for(&net, &addrs(&[]), false), None);
+    }
 }
