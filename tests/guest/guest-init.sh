@@ -11,7 +11,7 @@ echo "$(date +%s)" >"$rw/booted"
 set -u
 . "$rw/config"
 export IPVNET_ROOT IPVNET_ROOTFS RUNTIME IPVNET_GUEST=1
-export PATH="$IPVNET_ROOT/target/release:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+export PATH="/run/ipvnet-bin:$IPVNET_ROOT/target/release:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 export HOME=/root LANG=C.UTF-8
 unset XDG_RUNTIME_DIR
 set -x
@@ -23,6 +23,16 @@ mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
 mkdir -p /run/netns /run/runc /run/crun /tmp/bundles
 [ -e /dev/shm ] || mkdir -p /dev/shm
 ip link set lo up
+
+# Executing from the 9p root is slow (every exec reads the binary again from
+# the host): copy the project's binaries and the busybox rootfs to tmpfs.
+mkdir -p /run/ipvnet-bin
+for f in "$IPVNET_ROOT"/target/release/*; do
+  [ -f "$f" ] && [ -x "$f" ] && cp "$f" /run/ipvnet-bin/
+done
+ls -la /run/ipvnet-bin
+cp -a "$IPVNET_ROOTFS" /run/ipvnet-rootfs && IPVNET_ROOTFS=/run/ipvnet-rootfs
+python3 -c 'import json, ipaddress' # warm the caches once
 sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 || true
 ulimit -n 65536 || true
 uname -a
