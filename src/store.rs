@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
 use crate::ipam::{check_static, Bitmap, Pool, Words};
-use crate::network::{Network, Subnet};
+use crate::network::Network;
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/ipvnet";
 pub const STATE_DIR_ENV: &str = "IPVNET_STATE_DIR";
@@ -113,6 +113,15 @@ pub fn check_owner_id(id: &str) -> Result<()> {
 
 pub struct Store {
     dir: PathBuf,
+}
+
+/// An address chosen for an owner, not yet written.
+struct Pick<'n> {
+    network: &'n Network,
+    pool: Pool,
+    /// Its slot in the pool's bitmap, if it has one.
+    slot: Option<u64>,
+    ip: IpAddr,
 }
 
 /// The store with its lock held; every change goes through here.
@@ -297,7 +306,7 @@ impl Locked<'_> {
             return Err(Error::new(format!("{} is already attached (record {} exists)", owner.id, self.store.owner_path(&owner.id).display())));
         }
         // Choose every address first; nothing is written until all are found.
-        let mut picks: Vec<(&Network, Option<(Pool, u64)>, IpAddr)> = Vec::new();
+        let mut picks: Vec<Pick> = Vec::new();
         owner.endpoints.clear();
         for want in wants {
             let net = want.network;
@@ -319,11 +328,11 @@ impl Locked<'_> {
                         net.name
                     )));
                 }
-                let (sub, pick) = match statics.first() {
+                let pick = match statics.first() {
                     Some(&ip) => self.pick_static(net, ip)?,
                     None => self.pick_dynamic(net, v6)?,
                 };
-                addresses.push(IpNetwork::new(pick.2, sub.subnet.prefix()).expect("valid prefix"));
+                addresses.push(pick.pool.with_prefix(pick.ip));
                 picks.push(pick);
             }
             owner.endpoints.push(Endpoint { network: net.name.clone(), interface: want.interface.clone(), addresses });
@@ -332,8 +341,8 @@ impl Locked<'_> {
         // Commit: the record first, then the lease files, then the hints.
         write_json_atomic(&self.store.owner_path(&owner.id), &owner)?;
         let mut created = Vec::new();
-        for (net, _, ip) in &picks {
-            let path = self.store.lease_path(&net.name, *ip);
+        for pick in &picks {
+            let path = self.store.lease_path(&pick.network.name, pick.ip);
             if let Err(e) = create_lease(&path, &owner.id) {
                 for p in &created {
                     let _ = fs::remove_file(p);
@@ -343,11 +352,11 @@ impl Locked<'_> {
             }
             created.push(path);
         }
-        let hints = picks.iter().try_for_each(|(net, slot, _)| match slot {
-            Some((pool, slot)) => {
-                let mut bm = self.bitmap(net, pool)?;
-                bm.bitmap.mark(&mut bm.words, *slot, true)?;
-                bm.bitmap.advance(&mut bm.words, *slot)
+        let hints = picks.iter().try_for_each(|pick| match pick.slot {
+            Some(slot) => {
+                let mut bm = self.bitmap(pick.network, &pick.pool)?;
+                bm.bitmap.mark(&mut bm.words, slot, true)?;
+                bm.bitmap.advance(&mut bm.words, slot)
             }
             None => Ok(()),
         });
@@ -358,7 +367,7 @@ impl Locked<'_> {
         Ok(owner)
     }
 
-    fn pick_static<'n>(&self, net: &'n Network, ip: IpAddr) -> Result<(&'n Subnet, (&'n Network, Option<(Pool, u64)>, IpAddr))> {
+    fn pick_static<'n>(&self, net: &'n Network, ip: IpAddr) -> Result<Pick<'n>> {
         let sub = net
             .subnets
             .iter()
@@ -370,19 +379,18 @@ impl Locked<'_> {
             return Err(Error::new(format!("address {ip} on network {:?} is in use by {holder}", net.name)));
         }
         let pool = Pool::new(sub);
-        let slot = pool.slot_of(ip).map(|s| (pool, s));
-        Ok((sub, (net, slot, ip)))
+        // A static address outside the --ip-range has no slot in the bitmap.
+        Ok(Pick { network: net, slot: pool.slot_of(ip), pool, ip })
     }
 
-    fn pick_dynamic<'n>(&self, net: &'n Network, v6: bool) -> Result<(&'n Subnet, (&'n Network, Option<(Pool, u64)>, IpAddr))> {
+    fn pick_dynamic<'n>(&self, net: &'n Network, v6: bool) -> Result<Pick<'n>> {
         for sub in net.subnets.iter().filter(|s| s.subnet.is_ipv6() == v6) {
             let pool = Pool::new(sub);
             let mut bm = self.bitmap(net, &pool)?;
-            loop {
-                let Some(slot) = bm.bitmap.find_free(&mut bm.words)? else { break };
+            while let Some(slot) = bm.bitmap.find_free(&mut bm.words)? {
                 let ip = pool.addr(slot);
                 if !self.store.lease_path(&net.name, ip).exists() {
-                    return Ok((sub, (net, Some((pool, slot)), ip)));
+                    return Ok(Pick { network: net, slot: Some(slot), pool, ip });
                 }
                 // A stale hint (killed between the lease and its bit): heal it.
                 bm.bitmap.mark(&mut bm.words, slot, true)?;
@@ -725,4 +733,178 @@ pub fn random_id() -> Result<String> {
         .and_then(|mut f| f.read_exact(&mut b))
         .context("read /dev/urandom")?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::{plan, CreateRequest};
+
+    fn tmp_store(tag: &str) -> (PathBuf, Store) {
+        let dir = std::env::temp_dir().join(format!("ipvnet-store-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap();
+        (dir, store)
+    }
+
+    fn network(store: &Store, name: &str, args: &[&str]) -> Network {
+        let mut req = CreateRequest { name: name.into(), driver: "ipvlan".into(), ipv4: true, ..Default::default() };
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            let v = it.next().unwrap().to_string();
+            match *flag {
+                "--subnet" => req.subnets.push(v),
+                "--ip-range" => req.ip_ranges.push(v),
+                _ => req.options.push(v),
+            }
+        }
+        let (net, _) = plan(&req, &store.networks().unwrap(), format!("{name:0<64}"), now_rfc3339()).unwrap();
+        store.lock().unwrap().save_network(&net).unwrap();
+        net
+    }
+
+    fn owner(id: &str) -> Owner {
+        Owner { id: id.into(), kind: OwnerKind::Container, hostname: Some(id.into()), netns: None, labels: BTreeMap::new(), endpoints: vec![], created: now_rfc3339() }
+    }
+
+    fn take(store: &Store, net: &Network, id: &str, statics: &[&str]) -> Result<Vec<IpAddr>> {
+        let want = Want { network: net, interface: "eth0".into(), statics: statics.iter().map(|s| s.parse().unwrap()).collect() };
+        let o = store.lock()?.reserve(owner(id), &[want])?;
+        Ok(o.endpoints[0].addresses.iter().map(|a| a.ip()).collect())
+    }
+
+    #[test]
+    fn reserve_release_dual_stack_and_statics() {
+        let (dir, store) = tmp_store("basic");
+        let net = network(&store, "n", &["--subnet", "10.1.0.0/24", "--subnet", "2001:db8::/64", "-o", "parent=eth0"]);
+        assert_eq!(take(&store, &net, "a", &[]).unwrap(), ["10.1.0.2".parse::<IpAddr>().unwrap(), "2001:db8::2".parse().unwrap()]);
+        assert_eq!(take(&store, &net, "b", &["10.1.0.50", "2001:db8::50"]).unwrap()[1].to_string(), "2001:db8::50");
+        let e = take(&store, &net, "c", &["10.1.0.50"]).unwrap_err().to_string();
+        assert!(e.contains("10.1.0.50") && e.contains("in use by b"), "{e}");
+        for (ip, word) in [("10.1.0.1", "gateway"), ("10.1.0.255", "broadcast"), ("10.9.9.9", "no subnet")] {
+            let e = take(&store, &net, "c", &[ip]).unwrap_err().to_string();
+            assert!(e.contains(ip) && e.contains(word), "{e}");
+        }
+        // A failed reserve leaves nothing behind.
+        assert!(store.owner("c").unwrap().is_none());
+        assert_eq!(store.leases("n").unwrap().len(), 4);
+        let hosts = fs::read_to_string(store.hosts_path("n")).unwrap();
+        assert!(hosts.contains("10.1.0.50\tb\t# b"), "{hosts}");
+        // Release is by owner and idempotent.
+        assert!(store.lock().unwrap().release("b").unwrap().is_some());
+        assert!(store.lock().unwrap().release("b").unwrap().is_none());
+        assert!(store.lock().unwrap().release("never-was").unwrap().is_none());
+        assert_eq!(store.leases("n").unwrap().len(), 2);
+        assert!(!fs::read_to_string(store.hosts_path("n")).unwrap().contains("# b"));
+        // The static address is free again at once.
+        take(&store, &net, "d", &["10.1.0.50"]).unwrap();
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_record_again_is_refused_and_keeps_the_first() {
+        let (dir, store) = tmp_store("again");
+        let net = network(&store, "n", &["--subnet", "10.1.0.0/24", "-o", "parent=eth0"]);
+        take(&store, &net, "a", &[]).unwrap();
+        assert!(take(&store, &net, "a", &[]).unwrap_err().to_string().contains("already attached"));
+        assert_eq!(store.leases("n").unwrap().len(), 1);
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn full_subnet_says_so_and_changes_nothing() {
+        let (dir, store) = tmp_store("full");
+        let net = network(&store, "small", &["--subnet", "10.1.0.0/29", "-o", "parent=eth0"]);
+        for i in 0..5 {
+            take(&store, &net, &format!("o{i}"), &[]).unwrap();
+        }
+        let before = store.leases("small").unwrap();
+        let e = take(&store, &net, "x", &[]).unwrap_err().to_string();
+        assert!(e.contains("no free address in small"), "{e}");
+        assert_eq!(store.leases("small").unwrap(), before);
+        assert!(store.owner("x").unwrap().is_none());
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn damaged_or_missing_bitmap_is_rebuilt_from_the_leases() {
+        let (dir, store) = tmp_store("bitmap");
+        let net = network(&store, "n", &["--subnet", "10.1.0.0/24", "-o", "parent=eth0"]);
+        let a = take(&store, &net, "a", &[]).unwrap();
+        let bm = dir.join("ipam/n/10.1.0.0_24.bitmap");
+        fs::write(&bm, b"garbage").unwrap();
+        let b = take(&store, &net, "b", &[]).unwrap();
+        assert_ne!(a, b);
+        fs::remove_file(&bm).unwrap();
+        let c = take(&store, &net, "c", &[]).unwrap();
+        assert!(c != a && c != b);
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_lease_file_without_its_bit_is_skipped_and_healed() {
+        // The state a SIGKILL between the lease file and its bit leaves.
+        let (dir, store) = tmp_store("heal");
+        let net = network(&store, "n", &["--subnet", "10.1.0.0/24", "-o", "parent=eth0"]);
+        fs::create_dir_all(dir.join("ipam/n/leases")).unwrap();
+        take(&store, &net, "a", &[]).unwrap(); // builds the bitmap
+        fs::write(dir.join("ipam/n/leases/10.1.0.3"), "ghost").unwrap();
+        assert_eq!(take(&store, &net, "b", &[]).unwrap()[0].to_string(), "10.1.0.4");
+        // gc removes the lease whose owner has no record.
+        assert_eq!(store.lock().unwrap().remove_orphan_leases().unwrap(), 1);
+        assert!(!dir.join("ipam/n/leases/10.1.0.3").exists());
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_record_without_its_leases_releases_cleanly_and_never_frees_anothers() {
+        // The state a SIGKILL between the record and the lease files leaves,
+        // after which another owner took the address.
+        let (dir, store) = tmp_store("partial");
+        let net = network(&store, "n", &["--subnet", "10.1.0.0/24", "-o", "parent=eth0"]);
+        take(&store, &net, "b", &["10.1.0.7"]).unwrap();
+        let mut ghost = owner("a");
+        ghost.endpoints = vec![Endpoint { network: "n".into(), interface: "eth0".into(), addresses: vec!["10.1.0.7/24".parse().unwrap()] }];
+        write_json_atomic(&dir.join("endpoints/a.json"), &ghost).unwrap();
+        store.lock().unwrap().release("a").unwrap();
+        assert_eq!(store.leases("n").unwrap(), [("10.1.0.7".parse().unwrap(), "b".to_string())]);
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn damaged_records_are_clear_errors_not_resets() {
+        let (dir, store) = tmp_store("damaged");
+        network(&store, "n", &["--subnet", "10.1.0.0/24", "-o", "parent=eth0"]);
+        fs::write(dir.join("endpoints/x.json"), "{\"id\": ").unwrap();
+        let e = store.owners().unwrap_err().to_string();
+        assert!(e.contains("endpoints/x.json") && e.contains("damaged"), "{e}");
+        fs::write(dir.join("networks/n.json"), "").unwrap();
+        let e = store.network("n").unwrap_err().to_string();
+        assert!(e.contains("networks/n.json"), "{e}");
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn threads_with_their_own_store_never_share_an_address() {
+        let (dir, store) = tmp_store("threads");
+        let net = network(&store, "n", &["--subnet", "10.1.0.0/24", "-o", "parent=eth0"]);
+        let all: Vec<IpAddr> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..16)
+                .map(|t| {
+                    let (dir, net) = (&dir, &net);
+                    s.spawn(move || {
+                        // Each opens its own lock file description, like a process.
+                        let store = Store::open(dir).unwrap();
+                        (0..8).flat_map(|i| take(&store, net, &format!("t{t}-{i}"), &[]).unwrap()).collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        let mut uniq = all.clone();
+        uniq.sort();
+        uniq.dedup();
+        assert_eq!(uniq.len(), 128);
+        let _ = fs::remove_dir_all(dir);
+    }
 }
