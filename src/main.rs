@@ -36,7 +36,35 @@ enum Command {
     #[command(subcommand)]
     Lease(LeaseCmd),
     /// Release the leases of containers that no longer exist.
-    Gc,
+    Gc {
+        /// Ask this containerd (its socket, e.g. /run/containerd/containerd.sock)
+        /// which containers and sandboxes exist; release the container and pod
+        /// records it does not know.
+        #[arg(long, value_name = "SOCKET")]
+        containerd: Option<PathBuf>,
+    },
+    /// Run the NRI plugin for Kubernetes pods (containerd, CRI-O).
+    Nri(NriArgs),
+}
+
+#[derive(Args)]
+struct NriArgs {
+    /// The runtime's NRI socket (external plugin) [default: /var/run/nri/nri.sock,
+    /// or the inherited NRI_PLUGIN_SOCKET fd when the runtime started the plugin].
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Plugin name registered with the runtime [default: ipvnet].
+    #[arg(long)]
+    name: Option<String>,
+    /// Plugin index: two digits; plugins are called in ascending order [default: 10].
+    #[arg(long)]
+    idx: Option<String>,
+    /// Log file, or - for stderr (default: stderr under systemd, else /var/log/ipvnet-nri.log).
+    #[arg(long, value_name = "PATH")]
+    log_file: Option<PathBuf>,
+    /// Log debug messages too.
+    #[arg(long)]
+    debug: bool,
 }
 
 #[derive(Subcommand)]
@@ -113,6 +141,17 @@ enum LeaseCmd {
 }
 
 fn main() -> ExitCode {
+    // containerd starts a pre-registered NRI plugin as /opt/nri/plugins/NN-name
+    // with no arguments, the socket on an inherited fd and NRI_PLUGIN_SOCKET.
+    if preregistered_nri_launch() {
+        return match commands::nri::main(&state_dir(None), &commands::nri::Args::default()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ipvnet nri: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -121,6 +160,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Invoked as `NN-name` (two digits, a dash) with `NRI_PLUGIN_SOCKET` set.
+fn preregistered_nri_launch() -> bool {
+    if std::env::var_os(nri::ENV_PLUGIN_SOCKET).is_none() {
+        return false;
+    }
+    let Some(argv0) = std::env::args_os().next() else { return false };
+    let base = std::path::Path::new(&argv0).file_name().and_then(|b| b.to_str()).unwrap_or("");
+    let b = base.as_bytes();
+    b.len() > 3 && b[0].is_ascii_digit() && b[1].is_ascii_digit() && b[2] == b'-'
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -175,9 +225,16 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Gc => {
+        Command::Nri(a) => {
+            let args = commands::nri::Args { socket: a.socket, name: a.name, idx: a.idx, log_file: a.log_file, debug: a.debug };
+            commands::nri::main(&dir, &args)
+        }
+        Command::Gc { containerd } => {
             let store = Store::open(&dir)?;
-            let r = commands::gc::run(&store)?;
+            let r = match containerd {
+                Some(socket) => commands::gc::run_containerd(&store, &socket)?,
+                None => commands::gc::run(&store)?,
+            };
             for id in &r.released {
                 println!("released {id}");
             }

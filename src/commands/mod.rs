@@ -5,3 +5,4 @@ pub mod gc;
 pub mod hook;
 pub mod lease;
 pub mod network;
+pub mod nri;
