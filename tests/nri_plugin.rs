@@ -119,6 +119,12 @@ fn add_record(store: &Store, id: &str, kind: OwnerKind, network: &str, netns: Op
 /// Registration, then Configure (checks the pod-events mask). Returns the
 /// next free stream id.
 async fn handshake(rt: &mut FakeRuntime) -> u32 {
+    handshake_with_timeout(rt, 0).await
+}
+
+/// The same, with the runtime's request timeout in Configure (ms; 0: not
+/// sent, as containerd 1.7 does).
+async fn handshake_with_timeout(rt: &mut FakeRuntime, request_timeout_ms: i64) -> u32 {
     let msg = rt.read_msg(2).await;
     let req = ttrpc::Request::parse_from_bytes(&msg.payload).unwrap();
     assert_eq!(req.method, "RegisterPlugin");
@@ -128,6 +134,7 @@ async fn handshake(rt: &mut FakeRuntime) -> u32 {
     let mut cfg = api::ConfigureRequest::new();
     cfg.runtime_name = "fake".into();
     cfg.runtime_version = "v0".into();
+    cfg.request_timeout = request_timeout_ms;
     let resp = rt.call(1, "Configure", &cfg).await;
     assert_eq!(code(&resp), 0);
     // events (field 2) = 0x7: Run/Stop/RemovePodSandbox only.
@@ -338,6 +345,57 @@ async fn attach_failing_after_the_reservation_is_rolled_back() {
     );
     assert!(owner_ids(&store).is_empty(), "record rolled back");
     assert!(leases(&store).is_empty(), "lease rolled back");
+    stop(rt, s, served).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_slow_attachment_fails_the_pod_within_the_request_timeout() {
+    let dir = scratch("slow");
+    let store = Store::open(&dir).unwrap();
+    add_network(
+        &store,
+        "slow_net",
+        "192.168.85.0/24",
+        &["parent=ipvnt-nope1", "k8s_namespaces=*"],
+    );
+    let (mut rt, served) = start(&dir);
+    // The runtime says its request timeout is 1 s: the plugin allows
+    // itself 500 ms.
+    let mut s = handshake_with_timeout(&mut rt, 1000).await;
+    sync(&mut rt, s, vec![]).await;
+    s += 2;
+    // Hold the store's lock: the attachment blocks at its reservation.
+    let held = store.lock().unwrap();
+    let netns = format!("/proc/{}/ns/net", std::process::id());
+    let p = pod("jjj000", "default", Some(&netns), &[("ipvnet.network", "slow_net")]);
+    let t0 = std::time::Instant::now();
+    let msg = failure(
+        &rt.call(s, "StateChange", &state_change(api::Event::RUN_POD_SANDBOX, p))
+            .await,
+    );
+    s += 2;
+    let took = t0.elapsed();
+    assert!(msg.contains("attaching took longer than 500 ms"), "{msg}");
+    assert!(took < std::time::Duration::from_millis(1000), "answered after {took:?}");
+    // The attachment goes on once the lock is free, fails (no parent) and
+    // is rolled back; had it succeeded, it would have been undone.
+    drop(held);
+    let t0 = std::time::Instant::now();
+    while !owner_ids(&store).is_empty() || !leases(&store).is_empty() {
+        assert!(t0.elapsed() < STEP_TIMEOUT, "the late attachment left a record");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The next pod is served normally.
+    let p = pod("kkk111", "default", None, &[]);
+    assert_eq!(
+        code(
+            &rt.call(s, "StateChange", &state_change(api::Event::RUN_POD_SANDBOX, p))
+                .await
+        ),
+        0
+    );
+    s += 2;
     stop(rt, s, served).await;
     let _ = std::fs::remove_dir_all(&dir);
 }

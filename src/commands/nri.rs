@@ -138,6 +138,10 @@ pub struct IpvnetPlugin {
     store: RwLock<Arc<Store>>,
     /// How long RunPodSandbox may work before it fails the pod.
     budget: Mutex<Duration>,
+    /// One attachment at a time in this process: attach names its
+    /// temporary link after the process id, and an attachment that missed
+    /// its deadline may still run when the next pod comes.
+    attaching: Arc<Mutex<()>>,
 }
 
 impl IpvnetPlugin {
@@ -145,6 +149,7 @@ impl IpvnetPlugin {
         IpvnetPlugin {
             store: RwLock::new(Arc::new(store)),
             budget: Mutex::new(budget_for(DEFAULT_REQUEST_TIMEOUT)),
+            attaching: Arc::new(Mutex::new(())),
         }
     }
 
@@ -193,11 +198,13 @@ impl IpvnetPlugin {
         let networks = req.networks.clone();
         let work_store = store.clone();
         let undo_store = store.clone();
+        let attaching = self.attaching.clone();
         let budget = self.budget();
         let started = std::time::Instant::now();
         let result = with_deadline(
             budget,
             move || {
+                let _one_at_a_time = attaching.lock().unwrap_or_else(|e| e.into_inner());
                 attach(
                     &work_store,
                     &AttachRequest {
