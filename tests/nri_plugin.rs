@@ -484,6 +484,30 @@ async fn synchronize_releases_stale_pod_records_and_keeps_live_ones() {
     );
     add_record(&store, "a-container", OwnerKind::Container, "db_net", None);
     add_record(&store, "a-lease", OwnerKind::Lease, "db_net", None);
+    // Attached a moment ago by a plugin that died before the runtime listed
+    // the pod: spared (SYNC_GRACE).
+    let mut young = add_record(
+        &store,
+        "young-pod",
+        OwnerKind::Pod,
+        "db_net",
+        Some("/nonexistent/netns/cni-y"),
+    );
+    store.lock().unwrap().release("young-pod").unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    young
+        .labels
+        .insert(ipvnet::commands::nri::LABEL_ATTACHED_AT.into(), now.to_string());
+    let net = store.network("db_net").unwrap();
+    let want = Want {
+        network: &net,
+        interface: "eth1".into(),
+        statics: vec![],
+    };
+    store.lock().unwrap().reserve(young, &[want]).unwrap();
 
     // A restarted plugin: the runtime reports its pods at Synchronize (in
     // two parts here), one of which has an ipvnet record.
@@ -493,18 +517,13 @@ async fn synchronize_releases_stale_pod_records_and_keeps_live_ones() {
     part.pods = vec![pod("unrelated", "default", None, &[])];
     part.more = true;
     assert_eq!(code(&rt.call(s, "Synchronize", &part).await), 0);
-    assert_eq!(owner_ids(&store).len(), 4, "nothing released before the last part");
+    assert_eq!(owner_ids(&store).len(), 5, "nothing released before the last part");
     sync(&mut rt, s + 2, vec![pod("live-pod", "default", None, &[])]).await;
 
-    assert_eq!(
-        owner_ids(&store),
-        BTreeSet::from(["live-pod".to_string(), "a-container".to_string(), "a-lease".to_string()])
-    );
+    let kept = BTreeSet::from(["live-pod", "young-pod", "a-container", "a-lease"].map(String::from));
+    assert_eq!(owner_ids(&store), kept);
     let holders: BTreeSet<String> = leases(&store).into_iter().map(|l| l.2).collect();
-    assert_eq!(
-        holders,
-        BTreeSet::from(["live-pod".to_string(), "a-container".to_string(), "a-lease".to_string()])
-    );
+    assert_eq!(holders, kept);
     stop(rt, s + 4, served).await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -54,6 +54,15 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 pub const LABEL_K8S_NAMESPACE: &str = "k8s_namespace";
 pub const LABEL_POD_NAME: &str = "pod_name";
 pub const LABEL_POD_UID: &str = "pod_uid";
+/// When the plugin attached the pod (seconds since the epoch).
+pub const LABEL_ATTACHED_AT: &str = "attached_at";
+
+/// Synchronize keeps records younger than this even if the runtime does not
+/// list their pod yet: containerd adds a sandbox to the list it sends only
+/// after RunPodSandbox returned, so a plugin restarted in between would
+/// otherwise release a pod that is just starting. (Stop/RemovePodSandbox,
+/// the next Synchronize or `gc --containerd` release a stale one later.)
+pub const SYNC_GRACE: Duration = Duration::from_secs(60);
 
 /// Where log lines go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,6 +201,7 @@ impl IpvnetPlugin {
             (LABEL_K8S_NAMESPACE.to_string(), pod.namespace.clone()),
             (LABEL_POD_NAME.to_string(), pod.name.clone()),
             (LABEL_POD_UID.to_string(), pod.uid.clone()),
+            (LABEL_ATTACHED_AT.to_string(), unix_now().to_string()),
         ]);
         let id = pod.id.clone();
         let hostname = req.hostname.clone().unwrap_or_else(|| pod.name.clone());
@@ -267,7 +277,10 @@ impl IpvnetPlugin {
         let store = self.store();
         let live: HashSet<String> = pods.iter().map(|p| p.id.clone()).collect();
         let owners = store.owners()?;
-        let stale = stale_ids(&owners, &live, &[OwnerKind::Pod], |_| false);
+        let now = unix_now();
+        let stale = stale_ids(&owners, &live, &[OwnerKind::Pod], |o| {
+            attached_within(o, now, SYNC_GRACE)
+        });
         let mut released = Vec::new();
         for owner in owners.iter().filter(|o| stale.contains(&o.id)) {
             if release_pod(&store, owner) {
@@ -416,6 +429,23 @@ fn describe(owner: &Owner) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Whether the plugin attached this pod less than `grace` before `now`
+/// (records without the label are old).
+pub fn attached_within(owner: &Owner, now: u64, grace: Duration) -> bool {
+    owner
+        .labels
+        .get(LABEL_ATTACHED_AT)
+        .and_then(|t| t.parse::<u64>().ok())
+        .is_some_and(|t| now.saturating_sub(t) < grace.as_secs())
 }
 
 /// Time allowed to RunPodSandbox for a runtime request timeout: a margin
@@ -594,6 +624,28 @@ mod tests {
             ]
         );
         assert!(parse_config("nonsense").unwrap_err().to_string().contains("line 1"));
+    }
+
+    #[test]
+    fn young_records_are_spared_by_synchronize() {
+        let mut o = Owner {
+            id: "p".into(),
+            kind: OwnerKind::Pod,
+            hostname: None,
+            netns: None,
+            labels: Default::default(),
+            endpoints: vec![],
+            created: String::new(),
+        };
+        let grace = Duration::from_secs(60);
+        assert!(!attached_within(&o, 1000, grace), "no label: old");
+        o.labels.insert(LABEL_ATTACHED_AT.into(), "990".into());
+        assert!(attached_within(&o, 1000, grace));
+        assert!(!attached_within(&o, 1060, grace));
+        // A clock that went back: still young, kept.
+        assert!(attached_within(&o, 900, grace));
+        o.labels.insert(LABEL_ATTACHED_AT.into(), "garbage".into());
+        assert!(!attached_within(&o, 1000, grace));
     }
 
     #[test]
