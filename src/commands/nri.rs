@@ -593,14 +593,19 @@ impl log::Log for Logger {
                 let _ = f.write_all(line.as_bytes());
             }
             None => {
-                // journald adds the time; the level becomes a priority prefix.
-                let prio = match record.level() {
-                    log::Level::Error => 3,
-                    log::Level::Warn => 4,
-                    log::Level::Info => 6,
-                    _ => 7,
-                };
-                let _ = writeln!(std::io::stderr().lock(), "<{prio}>{}", record.args());
+                if std::env::var_os("JOURNAL_STREAM").is_some() {
+                    // journald adds the time; the level becomes a priority prefix.
+                    let prio = match record.level() {
+                        log::Level::Error => 3,
+                        log::Level::Warn => 4,
+                        log::Level::Info => 6,
+                        _ => 7,
+                    };
+                    let _ = writeln!(std::io::stderr().lock(), "<{prio}>{}", record.args());
+                } else {
+                    let line = format!("{} {:5} {}", crate::store::now_rfc3339(), record.level(), record.args());
+                    let _ = writeln!(std::io::stderr().lock(), "{line}");
+                }
             }
         }
     }
