@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Context, Error, Result};
@@ -37,6 +38,9 @@ pub struct AttachRequest<'a> {
 /// How long to retry an address the kernel still sees on a dying namespace's
 /// ipvlan link (a container just removed with the same static address).
 const ADDR_IN_USE_RETRY: Duration = Duration::from_secs(5);
+
+/// Numbers the temporary link names of one process.
+static TMP_SEQ: AtomicU32 = AtomicU32::new(0);
 
 pub fn attach(store: &Store, req: &AttachRequest) -> Result<Owner> {
     let networks = req
@@ -108,14 +112,16 @@ fn interface_names(nl: &mut Netlink, count: usize) -> Result<Vec<String>> {
 fn build_links(ns_nl: &mut Netlink, ns: &std::fs::File, networks: &[Network], owner: &Owner, made: &mut Vec<u32>) -> Result<()> {
     let mut host_nl = Netlink::open()?;
     let mut has_default = [ns_nl.has_default_route(false)?, ns_nl.has_default_route(true)?];
-    for (i, (net, ep)) in networks.iter().zip(&owner.endpoints).enumerate() {
+    for (net, ep) in networks.iter().zip(&owner.endpoints) {
         let what = format!("attach {} to network {}", ep.interface, net.name);
         let parent = host_nl
             .link(&net.parent)?
             .ok_or_else(|| Error::new(format!("parent interface {} of network {} does not exist", net.parent, net.name)))
             .context(&what)?;
-        // Unique in the host namespace, where the kernel checks the name first.
-        let tmp = format!("ipvt{:x}x{i}", std::process::id());
+        // Unique in the host namespace, where the kernel checks the name
+        // first, even with attaches running in parallel in one process.
+        let seq = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
+        let tmp = format!("ipvt{:x}x{:x}", std::process::id(), seq & 0xfff);
         host_nl
             .create_ipvlan(&IpvlanRequest {
                 name: &tmp,
