@@ -37,3 +37,4 @@ if ! ls "$kdir"/boot/vmlinuz-* >/dev/null 2>&1; then
   rm -rf "$kdir" && mv "$kdir.tmp" "$kdir"
 fi
 ls "$kdir"/boot/vmlinuz-*
+"$here/setup-containerd.sh"  # containerd 1.7 and the local images for t-ctr, t-nri
