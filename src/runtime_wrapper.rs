@@ -514,33 +514,10 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Seconds since the epoch as RFC 3339 UTC, the form Go's time.Time parses
-/// (containerd decodes runc's log lines into time.Time).
-pub fn rfc3339_utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 /// One log line in runc's format (logrus): JSON for `--log-format json`,
 /// logrus text otherwise.
 pub fn log_line(format: Option<&str>, msg: &str, secs: u64) -> String {
-    let time = rfc3339_utc(secs);
+    let time = crate::store::rfc3339_utc(secs);
     if format == Some("json") {
         format!(
             "{}\n",
@@ -1085,10 +1062,10 @@ mod tests {
 
     #[test]
     fn times_and_log_lines() {
-        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339_utc(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339_utc(4_107_542_399), "2100-02-28T23:59:59Z");
+        assert_eq!(crate::store::rfc3339_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(crate::store::rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(crate::store::rfc3339_utc(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(crate::store::rfc3339_utc(4_107_542_399), "2100-02-28T23:59:59Z");
         let j: Value =
             serde_json::from_str(log_line(Some("json"), "bad \"x\"", 0).trim_end()).unwrap();
         assert_eq!(
