@@ -142,11 +142,16 @@ fn build_links(ns_nl: &mut Netlink, ns: &std::fs::File, networks: &[Network], ow
             add_address_retrying(ns_nl, link.index, *addr).context(&what)?;
         }
         ns_nl.set_up(link.index).context(&what)?;
-        if net.internal {
-            continue;
-        }
         for v6 in [false, true] {
-            if has_default[v6 as usize] || !ep.addresses.iter().any(|a| a.is_ipv6() == v6) {
+            if !ep.addresses.iter().any(|a| a.is_ipv6() == v6) {
+                continue;
+            }
+            if net.internal || has_default[v6 as usize] {
+                // No default route through this link; an L3 endpoint still
+                // reaches its network's other subnets, which share the parent.
+                if net.mode != IpvlanMode::L2 {
+                    add_other_subnet_routes(ns_nl, net, &ep.addresses, v6, link.index).context(&what)?;
+                }
                 continue;
             }
             let gateway = match net.mode {
@@ -164,6 +169,17 @@ fn build_links(ns_nl: &mut Netlink, ns: &std::fs::File, networks: &[Network], ow
                 Err(e) => return Err(e.context(what)),
             }
             has_default[v6 as usize] = true;
+        }
+    }
+    Ok(())
+}
+
+/// Device routes to the subnets of `net` (of one family) that hold none of
+/// the endpoint's addresses.
+fn add_other_subnet_routes(nl: &mut Netlink, net: &Network, addresses: &[ipnetwork::IpNetwork], v6: bool, oif: u32) -> Result<()> {
+    for sub in net.subnets.iter().filter(|s| s.subnet.is_ipv6() == v6) {
+        if !addresses.iter().any(|a| sub.subnet.contains(a.ip())) {
+            nl.add_device_route(sub.subnet, oif)?;
         }
     }
     Ok(())

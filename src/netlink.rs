@@ -807,6 +807,24 @@ impl Netlink {
         })
     }
 
+    /// Add `dst dev OIF` (scope link): how an L3 endpoint reaches the other
+    /// subnets of its network when it has no default route through them.
+    pub fn add_device_route(&mut self, dst: IpNetwork, oif: u32) -> Result<()> {
+        let mut msg = default_route_message(dst.is_ipv6(), None, oif);
+        msg.header.destination_prefix_length = dst.prefix();
+        msg.attributes
+            .insert(0, RouteAttribute::Destination(RouteAddress::from(dst.network())));
+        self.request(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL)
+            .map_err(|f| {
+                let op = format!("add route {dst} dev {}", self.describe(oif));
+                match f.errno() {
+                    Some(libc::EEXIST) => f.worded(&op, "a route to it already exists"),
+                    Some(libc::ENETDOWN) => f.worded(&op, "the link is down (bring it up first)"),
+                    _ => f.generic(&op),
+                }
+            })
+    }
+
     /// Whether the main table has any default route of that family.
     pub fn has_default_route(&mut self, v6: bool) -> Result<bool> {
         let mut msg = RouteMessage::default();
