@@ -38,7 +38,7 @@ pub struct Subnet {
 pub enum OwnedParent {
     /// An 802.1q sub-interface `NAME.VID` created on demand.
     Vlan,
-    /// A dummy link that isolates a network with no parent (or `--internal`).
+    /// A dummy link that isolates a network with no parent.
     Dummy,
 }
 
@@ -285,7 +285,9 @@ pub fn plan(req: &CreateRequest, existing: &[Network], id: String, created: Stri
             return Err(Error::new("invalid option parent=lo: the loopback device cannot be an ipvlan parent"));
         }
     }
-    let internal = req.internal || parent.is_none();
+    // As in Docker, only --internal makes a network internal (no default
+    // route); a parent-less network is isolated by its dummy parent alone.
+    let internal = req.internal;
 
     // Subnets, then gateways and ranges matched to the subnet holding them.
     let mut subnets: Vec<Subnet> = Vec::new();
@@ -441,12 +443,17 @@ mod tests {
     }
 
     #[test]
-    fn no_parent_is_internal_on_a_dummy() {
+    fn no_parent_is_isolated_on_a_dummy() {
         let n = plan_ok(&req("isolated1", &["--subnet", "192.168.10.0/24"]), &[]);
-        assert!(n.internal);
+        assert!(!n.internal, "only --internal sets Internal, as in Docker");
         assert_eq!(n.owned_parent, Some(OwnedParent::Dummy));
         assert_eq!(n.parent, "ipv-0123456789a");
         assert!(n.parent.len() <= 15);
+        let mut r = req("isolated2", &["--subnet", "192.168.11.0/24"]);
+        r.internal = true;
+        let n = plan_ok(&r, &[]);
+        assert!(n.internal);
+        assert_eq!(n.owned_parent, Some(OwnedParent::Dummy));
     }
 
     #[test]

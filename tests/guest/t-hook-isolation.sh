@@ -34,7 +34,9 @@ assert_ok ipvnet network create -d ipvlan --subnet=192.168.11.0/24 --internal is
 assert_ok ipvnet network create -d ipvlan isolated3
 cfg3=$(ipvnet network inspect isolated3)
 assert_eq "$(echo "$cfg3" | json 'd[0]["IPAM"]["Config"][0]["Subnet"]')" 172.18.0.0/16 "default subnet"
-assert_eq "$(echo "$cfg3" | json 'd[0]["Internal"]')" true
+# As in Docker, only --internal sets Internal; no parent means a dummy parent.
+assert_eq "$(echo "$cfg3" | json 'd[0]["Internal"]')" false
+assert_eq "$(ipvnet network inspect isolated2 | json 'd[0]["Internal"]')" true
 new=$(comm -13 <(echo "$links_before") <(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | sort))
 assert_eq "$(echo "$new" | grep -c .)" 3 "one dummy parent per isolated network: [$new]"
 for l in $new; do assert_eq "$(link_kind "$l")" dummy "kind of $l"; done
@@ -58,22 +60,23 @@ for RUNTIME in $HOOK_RUNTIMES; do
   echo "################ runtime $r"
 
   echo "### 3. isolated networks ($r)"
-  for n in 1 2 3; do
-    hk_run "i${n}a-$r" ipvnet.network=isolated$n
-    hk_run "i${n}b-$r" ipvnet.network=isolated$n
-  done
+  hk_run_many "i1a-$r ipvnet.network=isolated1" "i1b-$r ipvnet.network=isolated1" \
+    "i2a-$r ipvnet.network=isolated2" "i2b-$r ipvnet.network=isolated2" \
+    "i3a-$r ipvnet.network=isolated3" "i3b-$r ipvnet.network=isolated3"
+  hk_info "i1a-$r" "i1b-$r" "i2a-$r" "i2b-$r" "i3a-$r" "i3b-$r"
   i1a=$(hk_addr "i1a-$r") i1b=$(hk_addr "i1b-$r") i2a=$(hk_addr "i2a-$r") i2b=$(hk_addr "i2b-$r")
   i3a=$(hk_addr "i3a-$r") i3b=$(hk_addr "i3b-$r")
   assert_match "$i1a" '^192\.168\.10\.' && assert_match "$i1b" '^192\.168\.10\.'
   assert_match "$i2a" '^192\.168\.11\.' && assert_match "$i2b" '^192\.168\.11\.'
   assert_match "$i3a" '^172\.18\.' "the subnet-less network hands out 172.18.0.0/16"
   assert_match "$i3b" '^172\.18\.'
-  assert_ok container_exec "i3a-$r" ip -o -4 addr show dev eth0
-  assert_contains "$OUT" "$i3a/16"
-  for c in i1a i2a i3a; do
-    routes=$(hk_routes "$c-$r")
-    assert_eq "$(hk_count_default "$routes")" 0 "an isolated network has no default route: $routes"
-  done
+  assert_contains "$(_hk_section "i3a-$r" ADDR)" "$i3a/16"
+  # --internal: no default route. Parent-less: Docker's default route via
+  # the first address, which leads nowhere (the dummy parent has no peer).
+  routes=$(hk_routes "i2a-$r")
+  assert_eq "$(hk_count_default "$routes")" 0 "an internal network has no default route: $routes"
+  assert_match "$(hk_routes "i1a-$r")" '^default via 192\.168\.10\.1 dev eth0'
+  assert_match "$(hk_routes "i3a-$r")" '^default via 172\.18\.0\.1 dev eth0'
   hk_ping "i1a-$r" "$i1b"
   hk_ping "i1b-$r" "$i1a"
   hk_ping "i2a-$r" "$i2b"
@@ -83,17 +86,13 @@ for RUNTIME in $HOOK_RUNTIMES; do
   hk_no_ping "i1a-$r" 192.168.50.1 "$i2a" "$i3a" 192.168.20.1
   hk_no_ping "i2a-$r" 192.168.50.1 "$i1a"
   hk_no_ping "i3a-$r" 192.168.50.1 "$i1b"
-  for n in 1 2 3; do
-    assert_ok container_rm "i${n}a-$r"
-    assert_ok container_rm "i${n}b-$r"
-  done
+  hk_rm_many "i1a-$r" "i1b-$r" "i2a-$r" "i2b-$r" "i3a-$r" "i3b-$r"
   hk_released
 
   echo "### 4. 802.1q trunk ($r)"
-  hk_run "v20a-$r" ipvnet.network=ipvlan20
-  hk_run "v20b-$r" ipvnet.network=ipvlan20
-  hk_run "v30-$r" ipvnet.network=ipvlan30
-  hk_run "v40-$r" ipvnet.network=ipvlan40
+  hk_run_many "v20a-$r ipvnet.network=ipvlan20" "v20b-$r ipvnet.network=ipvlan20" \
+    "v30-$r ipvnet.network=ipvlan30" "v40-$r ipvnet.network=ipvlan40"
+  hk_info "v20a-$r" "v20b-$r" "v30-$r"
   v20a=$(hk_addr "v20a-$r") v20b=$(hk_addr "v20b-$r") v30=$(hk_addr "v30-$r")
   assert_match "$v20a" '^192\.168\.20\.'
   assert_match "$v30" '^192\.168\.30\.'
@@ -106,7 +105,7 @@ for RUNTIME in $HOOK_RUNTIMES; do
   # of one VLAN reaches the spy address on the other.
   hk_no_ping "v20a-$r" 192.168.30.1 "$v30" 192.168.20.99
   hk_no_ping "v30-$r" 192.168.20.1 "$v20a" 192.168.30.99
-  for c in v20a v20b v30 v40; do assert_ok container_rm "$c-$r"; done
+  hk_rm_many "v20a-$r" "v20b-$r" "v30-$r" "v40-$r"
   hk_released
 done
 
