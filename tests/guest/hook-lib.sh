@@ -10,11 +10,16 @@
 # two runs never share an id, a record or a host name.
 #
 #   hk_bundle NAME [KEY=VALUE...] [-- CMD...]
-#       make_bundle on the shared read-only rootfs (fast), hooks installed.
+#       make_bundle on the shared read-only rootfs (fast), hooks installed;
+#       with HK_HOSTS_NET=NETWORK in the environment, also hk_hosts_mount.
 #   hk_hosts_mount NAME NETWORK
 #       bind-mount $IPVNET_STATE_DIR/hosts/NETWORK read-only at /etc/hosts.
 #   hk_run NAME [KEY=VALUE...]      bundle + create + start; the test fails
 #                                   if the container does not start
+#   hk_run_many "NAME [KEY=VALUE...]"...
+#                                   hk_run of several containers at once
+#                                   (values must not hold spaces)
+#   hk_rm_many ID...                delete containers at once (each must succeed)
 #   hk_create_fails NAME [ID]       creating container ID (default NAME) from
 #                                   bundle NAME must fail: MSG gets the
 #                                   runtime's error plus crun's hook.err
@@ -23,23 +28,29 @@
 #                                   the caller checks leftovers first, then
 #                                   calls hk_forget NAME)
 #   hk_forget ID                    delete the container if the runtime still
-#                                   knows it
+#                                   knows it (runs poststop)
+#   hk_info ID...                   read, with one exec per container (all at
+#                                   once), its addresses, routes and links;
+#                                   the helpers below then answer from this
+#                                   snapshot (without it, each one execs)
 #   hk_addrs ID [DEV] [4|6]         global addresses of DEV (default eth0) as
 #                                   seen inside the container, one per line,
 #                                   without /PLEN
 #   hk_addr ID [DEV] [4|6]          the one address (fails if not exactly one)
 #   hk_routes ID [4|6]              `ip route` / `ip -6 route` inside
+#   hk_links ID                     `ip -o link show` inside
 #   hk_ping ID ADDR...              each ADDR (or name) must answer from ID
-#   hk_no_ping ID ADDR...           no ADDR may answer from ID (tried in
-#                                   parallel, 2 s each)
-#   hk_state                        links of the host namespace, endpoint
-#                                   records, leases, hosts files and the
-#                                   state dir listing: compare before/after
+#                                   (one exec for all)
+#   hk_no_ping ID ADDR...           no ADDR may answer from ID, and ping must
+#                                   say why (loss, unreachable): one exec,
+#                                   the pings in parallel, 2 s each
+#   hk_state                        links of the host namespace, leases, hosts
+#                                   files and the state dir listing (records,
+#                                   lease files, bitmaps): compare before/after
 #   hk_same_state BEFORE WHAT       the state must equal BEFORE
 #   hk_released [NETWORK]           no lease on NETWORK; without NETWORK:
 #                                   no lease at all and no endpoint record
-#   hk_in ERE ADDR                  ADDR must be in the subnet ERE describes
-#                                   (a plain grep -E on the address)
+#   hk_count_default ROUTES         number of default routes in ROUTES
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -48,7 +59,10 @@ for _rt in $HOOK_RUNTIMES; do
   command -v "$_rt" >/dev/null || fail "runtime $_rt is not installed in the guest"
 done
 
-hk_bundle() { BUNDLE_RO=1 make_bundle "$@" >/dev/null; }
+hk_bundle() {
+  BUNDLE_RO=1 make_bundle "$@" >/dev/null || return
+  [ -z "${HK_HOSTS_NET:-}" ] || hk_hosts_mount "$1" "$HK_HOSTS_NET"
+}
 
 hk_hosts_mount() {
   local cfg=/tmp/bundles/$1/config.json src=$IPVNET_STATE_DIR/hosts/$2
@@ -72,6 +86,30 @@ hk_run() {
   assert_ok container_run "$n"
 }
 
+# _hk_par LABEL CMD-PREFIX ARG...: `CMD-PREFIX ARG` for each ARG at once
+# (ARG word-split), each job's stderr kept; fails naming the failed ones.
+_hk_par() {
+  local label=$1 cmd=$2 a i=0 pids=() bad=""
+  shift 2
+  for a in "$@"; do
+    i=$((i + 1))
+    # shellcheck disable=SC2086
+    ($cmd $a) >"$TEST_TMP/par.$i.out" 2>"$TEST_TMP/par.$i.err" &
+    pids+=($!)
+  done
+  i=0
+  for a in "$@"; do
+    i=$((i + 1))
+    wait "${pids[i - 1]}" || bad+="
+[$a]: $(grep -v '^+' "$TEST_TMP/par.$i.err" | tail -n 6)"
+  done
+  [ -z "$bad" ] || fail "$label failed ($RUNTIME):$bad"
+}
+
+_hk_run1() { local n=$1; shift; hk_bundle "$n" "$@" && container_run "$n"; }
+hk_run_many() { _hk_par "starting containers" _hk_run1 "$@"; }
+hk_rm_many() { _hk_par "removing containers" container_rm "$@"; }
+
 hk_create_fails() {
   local n=$1 id=${2:-$1} dir=/tmp/bundles/$1 st
   run container_create "$n" "$id"
@@ -80,25 +118,51 @@ hk_create_fails() {
   MSG="$(cat "$dir/err" 2>/dev/null || true)
 $HOOK_ERR"
   MSG=${MSG//\\\"/\"} # runc's log line escapes the quotes of the hook's message
-  if st=$(container_status "$id" 2>/dev/null); then
+  if st=$("$RUNTIME" state "$id" 2>/dev/null); then
     case "$st" in
-      running | created) fail "container $id ($RUNTIME) is $st after a failed create" ;;
+      *'"running"'* | *'"created"'*) fail "container $id ($RUNTIME) exists after a failed create: $st" ;;
     esac
   fi
   echo "refused ($RUNTIME): $MSG" >&2
 }
 
-hk_forget() {
-  if "$RUNTIME" state "$1" >/dev/null 2>&1; then
-    "$RUNTIME" delete --force "$1" >/dev/null 2>&1 || true
-  fi
+hk_forget() { "$RUNTIME" delete --force "$1" >/dev/null 2>&1 || true; }
+
+declare -A _HK_INFO=()
+_HK_INFO_CMD='echo @@ADDR; ip -o addr show; echo @@R4; ip route; echo @@R6; ip -6 route; echo @@LINK; ip -o link show'
+
+hk_info() {
+  local id i=0 pids=() out
+  for id in "$@"; do
+    i=$((i + 1))
+    container_exec "$id" sh -c "$_HK_INFO_CMD" >"$TEST_TMP/info.$i" 2>"$TEST_TMP/info.$i.err" &
+    pids+=($!)
+  done
+  i=0
+  for id in "$@"; do
+    i=$((i + 1))
+    wait "${pids[i - 1]}" || fail "reading the network of $id ($RUNTIME) failed: $(cat "$TEST_TMP/info.$i.err")"
+    out=$(<"$TEST_TMP/info.$i")
+    case "$out" in *@@LINK*) ;; *) fail "incomplete network info of $id: $out" ;; esac
+    _HK_INFO[$id]=$out
+  done
+}
+
+# _hk_section ID NAME: one section (ADDR, R4, R6, LINK) of the container's info.
+_hk_section() {
+  local info=${_HK_INFO[$1]:-}
+  [ -n "$info" ] || info=$(container_exec "$1" sh -c "$_HK_INFO_CMD") || fail "reading the network of $1 failed"
+  printf '%s\n' "$info" | awk -v s="$2" '/^@@/ { cur = substr($0, 3); next } cur == s'
 }
 
 hk_addrs() {
-  local id=$1 dev=${2:-eth0} fam=${3:-4} out
-  out=$(container_exec "$id" ip -o "-$fam" addr show dev "$dev") || fail "ip addr in $id failed"
-  printf '%s\n' "$out" | awk '{for (i = 1; i < NF; i++) if ($i == "inet" || $i == "inet6") print $(i + 1)}' |
-    cut -d/ -f1 | grep -v '^fe80:' || true
+  local id=$1 dev=${2:-eth0} fam=${3:-4} kw=inet
+  [ "$fam" == 6 ] && kw=inet6
+  _hk_section "$id" ADDR | awk -v dev="$dev" -v kw="$kw" '{
+      d = $2; sub(/@.*/, "", d)
+      if (d != dev) next
+      for (i = 3; i < NF; i++) if ($i == kw) print $(i + 1)
+    }' | cut -d/ -f1 | grep -v '^fe80:' || true
 }
 
 hk_addr() {
@@ -108,44 +172,40 @@ hk_addr() {
   printf '%s\n' "$a"
 }
 
-hk_routes() {
-  local id=$1 fam=${2:-4}
-  if [ "$fam" == 6 ]; then container_exec "$id" ip -6 route; else container_exec "$id" ip route; fi
-}
+hk_routes() { if [ "${2:-4}" == 6 ]; then _hk_section "$1" R6; else _hk_section "$1" R4; fi; }
+
+hk_links() { _hk_section "$1" LINK; }
 
 hk_ping() {
-  local id=$1 a; shift
-  for a in "$@"; do
-    case "$a" in
-      *:*) run container_exec "$id" ping -6 -c 1 -W 3 "$a" ;;
-      *) run container_exec "$id" ping -c 1 -W 3 "$a" ;;
-    esac
-    [ "$RC" == 0 ] || fail "$id ($RUNTIME) cannot reach $a: $OUT $ERR"
-  done
+  local id=$1
+  shift
+  # shellcheck disable=SC2016
+  run container_exec "$id" sh -c '
+    for a; do
+      case $a in *:*) f=-6 ;; *) f= ;; esac
+      ping $f -c 1 -W 3 "$a" >/dev/null 2>&1 && continue
+      echo "no answer from $a:"; ping $f -c 1 -W 3 "$a" 2>&1; exit 1
+    done' sh "$@"
+  [ "$RC" == 0 ] || fail "$id ($RUNTIME) cannot reach one of [$*]: $OUT $ERR"
 }
 
 hk_no_ping() {
-  local id=$1 a i=0 pids=() rc out
+  local id=$1 a line
   shift
+  # shellcheck disable=SC2016
+  run container_exec "$id" sh -c '
+    for a; do
+      case $a in *:*) f=-6 ;; *) f= ;; esac
+      ( o=$(ping $f -c 1 -W 2 "$a" 2>&1); rc=$?; o=$(echo $o); echo "@@ $a rc=$rc $o" ) &
+    done
+    wait' sh "$@"
   for a in "$@"; do
-    i=$((i + 1))
-    case "$a" in
-      *:*) container_exec "$id" ping -6 -c 1 -W 2 "$a" >"$TEST_TMP/noping.$i" 2>&1 & ;;
-      *) container_exec "$id" ping -c 1 -W 2 "$a" >"$TEST_TMP/noping.$i" 2>&1 & ;;
-    esac
-    pids+=($!)
-  done
-  i=0
-  for a in "$@"; do
-    rc=0
-    wait "${pids[i]}" || rc=$?
-    i=$((i + 1))
-    out=$(cat "$TEST_TMP/noping.$i")
-    [ "$rc" != 0 ] || fail "$id ($RUNTIME) reached $a, which it must not: $out"
-    # ping itself must have run and found no way (not a failed exec).
-    case "$out" in
-      *"100% packet loss"* | *"nreachable"*) echo "no answer from $a, as expected: $out" >&2 ;;
-      *) fail "ping $a in $id ($RUNTIME) failed without reaching the network: $out" ;;
+    line=$(printf '%s\n' "$OUT" | grep -F "@@ $a rc=" || true)
+    [ -n "$line" ] || fail "no ping result for $a from $id ($RUNTIME): $OUT $ERR"
+    case "$line" in
+      *" rc=0 "*) fail "$id ($RUNTIME) reached $a, which it must not: $line" ;;
+      *"100% packet loss"* | *"nreachable"*) echo "no answer from $a, as expected: $line" >&2 ;;
+      *) fail "ping $a in $id ($RUNTIME) failed without reaching the network: $line" ;;
     esac
   done
 }
@@ -155,16 +215,10 @@ hk_state() {
   ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | sort
   echo "# leases"
   ipvnet lease ls || echo "(lease ls failed)"
-  echo "# endpoints"
-  ls "$IPVNET_STATE_DIR/endpoints" 2>/dev/null || true
   echo "# hosts files"
-  local h
-  for h in "$IPVNET_STATE_DIR"/hosts/*; do
-    [ -e "$h" ] || continue
-    echo "## $(basename "$h")"
-    cat "$h"
-  done
-  snapshot
+  head -n 100000 "$IPVNET_STATE_DIR"/hosts/* 2>&1 || true
+  echo "# state dir"
+  (cd "$IPVNET_STATE_DIR" && ls -R)
 }
 
 hk_same_state() {

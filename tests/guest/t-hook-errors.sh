@@ -47,21 +47,21 @@ declare -A want=(
   [e-emptyitem]='annotation ipvnet.network: "l2a,,orphan" has an empty item'
   [e-nonetkey]='annotation ipvnet.ip: "192.168.50.5" given without ipvnet.network'
 )
-hk_bundle e-nonet ipvnet.network=nope
-hk_bundle e-outside ipvnet.network=l2a ipvnet.ip=10.99.0.5
-hk_bundle e-inuse ipvnet.network=l2a ipvnet.ip=192.168.50.10
-hk_bundle e-kernel ipvnet.network=l2a ipvnet.ip=192.168.50.77
-hk_bundle e-noparent ipvnet.network=orphan
-hk_bundle e-partial ipvnet.network=l2a,orphan
-hk_bundle e-badip ipvnet.network=l2a ipvnet.ip=192.168.50.300
-hk_bundle e-badip6 ipvnet.network=l2a ipvnet.ip6=2001:db8::/64
-hk_bundle e-typo ipvnet.netwrok=l2a
-hk_bundle e-gateway ipvnet.network=l2a ipvnet.ip=192.168.50.1
-hk_bundle e-emptyitem ipvnet.network=l2a,,orphan
-hk_bundle e-nonetkey ipvnet.ip=192.168.50.5
-hk_bundle holder ipvnet.network=l2a ipvnet.ip=192.168.50.10
-hk_bundle live ipvnet.network=l2a
-hk_bundle dead ipvnet.network=l2a
+_hk_par "making bundles" hk_bundle "e-nonet ipvnet.network=nope" \
+  "e-outside ipvnet.network=l2a ipvnet.ip=10.99.0.5" \
+  "e-inuse ipvnet.network=l2a ipvnet.ip=192.168.50.10" \
+  "e-kernel ipvnet.network=l2a ipvnet.ip=192.168.50.77" \
+  "e-noparent ipvnet.network=orphan" \
+  "e-partial ipvnet.network=l2a,orphan" \
+  "e-badip ipvnet.network=l2a ipvnet.ip=192.168.50.300" \
+  "e-badip6 ipvnet.network=l2a ipvnet.ip6=2001:db8::/64" \
+  "e-typo ipvnet.netwrok=l2a" \
+  "e-gateway ipvnet.network=l2a ipvnet.ip=192.168.50.1" \
+  "e-emptyitem ipvnet.network=l2a,,orphan" \
+  "e-nonetkey ipvnet.ip=192.168.50.5" \
+  "holder ipvnet.network=l2a ipvnet.ip=192.168.50.10" \
+  "live ipvnet.network=l2a" \
+  "dead ipvnet.network=l2a"
 
 # shim ID: `$RUNTIME create` of bundle dead as ID under a subreaper that then
 # reaps every orphan until none is left (like containerd's shim).
@@ -131,6 +131,7 @@ for RUNTIME in $HOOK_RUNTIMES; do
   wait_until 60 sh -c "$RUNTIME state dead-$r | grep -q '\"created\"'"
   assert_eq "$(container_status "dead-$r")" created
   assert_ok container_start "dead-$r"
+  hk_info "live-$r" "dead-$r"
   live=$(hk_addr "live-$r") dead=$(hk_addr "dead-$r")
   pid=$(container_pid "dead-$r")
   # Nothing is gone yet: gc keeps both.

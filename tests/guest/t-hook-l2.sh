@@ -41,8 +41,8 @@ for RUNTIME in $HOOK_RUNTIMES; do
   echo "################ runtime $r"
 
   echo "### 1. L2: two containers reach each other and the gateway, not the host ($r)"
-  hk_run "c1-$r" ipvnet.network=l2a
-  hk_run "c2-$r" ipvnet.network=l2a
+  hk_run_many "c1-$r ipvnet.network=l2a" "c2-$r ipvnet.network=l2a"
+  hk_info "c1-$r" "c2-$r"
   a1=$(hk_addr "c1-$r") a2=$(hk_addr "c2-$r")
   a16=$(hk_addr "c1-$r" eth0 6) a26=$(hk_addr "c2-$r" eth0 6)
   assert_match "$a1" '^192\.168\.50\.' "c1 IPv4"
@@ -50,17 +50,17 @@ for RUNTIME in $HOOK_RUNTIMES; do
   assert_match "$a16" '^2001:db8:50::' "c1 IPv6"
   assert_ne "$a1" "$a2" "two containers, two addresses"
   assert_ne "$a16" "$a26"
-  assert_ok container_exec "c1-$r" ip -o link show dev eth0
-  assert_contains "$OUT" "eth0"
-  assert_not_contains "$OUT" "NOARP" "an L2 slave does ARP"
+  eth0=$(hk_links "c1-$r" | grep ': eth0[:@]') || fail "no eth0 in c1-$r: $(hk_links "c1-$r")"
+  assert_not_contains "$eth0" "NOARP" "an L2 slave does ARP"
   leases=$(lease_list l2a)
   assert_contains "$leases" "l2a $a1 c1-$r"
   assert_contains "$leases" "l2a $a2 c2-$r"
   assert_contains "$leases" "l2a $a16 c1-$r"
   [ -f "$IPVNET_STATE_DIR/endpoints/c1-$r.json" ] || fail "no endpoint record for c1-$r"
-  routes=$(hk_routes "c1-$r")
+  routes=$(hk_routes "c1-$r") routes6=$(hk_routes "c1-$r" 6)
+  assert_eq "$(hk_count_default "$routes")" 1 "one IPv4 default route: $routes"
   assert_match "$routes" '^default via 192\.168\.50\.1 dev eth0' "c1 IPv4 default route"
-  routes6=$(hk_routes "c1-$r" 6)
+  assert_eq "$(hk_count_default "$routes6")" 1 "one IPv6 default route: $routes6"
   assert_match "$routes6" '^default via 2001:db8:50::1 dev eth0' "c1 IPv6 default route"
   hk_ping "c1-$r" "$a2" 192.168.50.1 "$a26" 2001:db8:50::1
   hk_ping "c2-$r" "$a1" 192.168.50.1 "$a16"
@@ -68,23 +68,17 @@ for RUNTIME in $HOOK_RUNTIMES; do
   hk_no_ping "c1-$r" 192.168.50.254 2001:db8:50::fe
   # No ipvnet link is left in the host namespace (temporary names included).
   ! ip -o link show | grep -q ipvt || fail "a temporary ipvt* link is left in the host namespace"
-  assert_eq "$(ip -o link show | grep -c ipvlan || true)" 0 "no ipvlan link in the host namespace"
+  ! ip -d -o link show | grep -q ipvlan || fail "an ipvlan link is in the host namespace"
 
-  echo "### 2. default gateway = first usable address ($r)"
-  hk_run "g1-$r" ipvnet.network=gw60
+  echo "### 2. default gateway = first usable address; 5. multi-subnet L2 with a static address in the second subnet ($r)"
+  hk_run_many "g1-$r ipvnet.network=gw60" "s1-$r ipvnet.network=ms ipvnet.ip=192.168.116.10" \
+    "s2-$r ipvnet.network=ms ipvnet.ip=192.168.114.10" "s3-$r ipvnet.network=ms"
+  hk_info "g1-$r" "s1-$r" "s2-$r" "s3-$r"
   assert_match "$(hk_addr "g1-$r")" '^192\.168\.60\.([2-9]|[1-9][0-9]+)$' "g1 address (not the gateway .1)"
-  routes=$(hk_routes "g1-$r")
-  assert_match "$routes" '^default via 192\.168\.60\.1 dev eth0' "g1 default route"
+  assert_match "$(hk_routes "g1-$r")" '^default via 192\.168\.60\.1 dev eth0' "g1 default route"
   hk_ping "g1-$r" 192.168.60.1
-  assert_ok container_rm "g1-$r"
-
-  echo "### 5. multi-subnet L2, static ipvnet.ip in the second subnet ($r)"
-  hk_run "s1-$r" ipvnet.network=ms ipvnet.ip=192.168.116.10
-  hk_run "s2-$r" ipvnet.network=ms ipvnet.ip=192.168.114.10
-  hk_run "s3-$r" ipvnet.network=ms
   assert_eq "$(hk_addr "s1-$r")" 192.168.116.10
-  assert_ok container_exec "s1-$r" ip -o -4 addr show dev eth0
-  assert_contains "$OUT" "192.168.116.10/24"
+  assert_contains "$(_hk_section "s1-$r" ADDR)" "192.168.116.10/24"
   assert_eq "$(hk_addr "s2-$r")" 192.168.114.10
   a3=$(hk_addr "s3-$r")
   assert_match "$a3" '^192\.168\.114\.' "a dynamic address comes from the first subnet"
@@ -98,19 +92,14 @@ for RUNTIME in $HOOK_RUNTIMES; do
   hk_ping "s1-$r" 192.168.114.10
   hk_ping "s2-$r" 192.168.116.10
   assert_contains "$(lease_list ms)" "ms 192.168.116.10 s1-$r"
-  for c in s1 s2 s3; do assert_ok container_rm "$c-$r"; done
+  hk_rm_many "g1-$r" "s1-$r" "s2-$r" "s3-$r"
   hk_released ms
+  hk_released gw60
 
   echo "### 9. name resolution by container name ($r)"
-  hk_bundle "n1-$r" ipvnet.network=l2a
-  hk_hosts_mount "n1-$r" l2a
-  assert_ok container_run "n1-$r"
-  hk_bundle "n2-$r" ipvnet.network=l2a
-  hk_hosts_mount "n2-$r" l2a
-  assert_ok container_run "n2-$r"
-  hk_bundle "n3-$r" ipvnet.network=l2a ipvnet.hostname="web-$r"
-  hk_hosts_mount "n3-$r" l2a
-  assert_ok container_run "n3-$r"
+  HK_HOSTS_NET=l2a hk_run_many "n1-$r ipvnet.network=l2a" "n2-$r ipvnet.network=l2a" \
+    "n3-$r ipvnet.network=l2a ipvnet.hostname=web-$r"
+  hk_info "n1-$r" "n3-$r"
   n1=$(hk_addr "n1-$r") n3=$(hk_addr "n3-$r")
   assert_ok container_exec "n2-$r" cat /etc/hosts
   hosts=$OUT
@@ -120,9 +109,11 @@ for RUNTIME in $HOOK_RUNTIMES; do
   # (the id stays in the line's "# OWNER" comment, never as a name)
   ! printf '%s\n' "$hosts" | grep -Eq "^[^#]*[[:space:]]n3-$r([[:space:]]|\$)" ||
     fail "with ipvnet.hostname the id must not be a name: $hosts"
-  # Containers started earlier see the later ones: the file is updated in place.
+  # Every container sees every other, whenever it started: the file is
+  # updated in place under the bind mounts.
   assert_ok container_exec "n1-$r" cat /etc/hosts
   assert_contains "$OUT" "web-$r"
+  assert_contains "$OUT" "n2-$r"
   assert_ok container_exec "n2-$r" ping -c 1 -W 3 "n1-$r"
   assert_contains "$OUT" "($n1)" "ping resolved n1-$r to its address"
   assert_ok container_exec "n1-$r" ping -c 1 -W 3 "web-$r"
@@ -134,11 +125,12 @@ for RUNTIME in $HOOK_RUNTIMES; do
   assert_not_contains "$OUT" "n1-$r" "a removed container's line stays in /etc/hosts"
   assert_fails container_exec "n2-$r" ping -c 1 -W 2 "n1-$r"
   assert_contains "$OUT$ERR" "bad address" "n1-$r no longer resolves"
-  assert_ok container_rm "n2-$r"
-  assert_ok container_rm "n3-$r"
+  hk_rm_many "n2-$r" "n3-$r"
 
   echo "### 12. two networks in one container ($r)"
-  hk_run "m1-$r" ipvnet.network=l2a,l2b ipvnet.ip=192.168.70.20,192.168.50.20
+  hk_run_many "m1-$r ipvnet.network=l2a,l2b ipvnet.ip=192.168.70.20,192.168.50.20" \
+    "m2-$r ipvnet.network=l2b,l2a" "m3-$r ipvnet.network=int66,l2a"
+  hk_info "m1-$r" "m2-$r" "m3-$r"
   assert_eq "$(hk_addr "m1-$r" eth0)" 192.168.50.20 "eth0 is on l2a (first network)"
   assert_eq "$(hk_addr "m1-$r" eth1)" 192.168.70.20 "eth1 is on l2b, static address from its subnet"
   assert_match "$(hk_addr "m1-$r" eth0 6)" '^2001:db8:50::'
@@ -151,7 +143,6 @@ for RUNTIME in $HOOK_RUNTIMES; do
   hk_ping "m1-$r" 192.168.50.1 192.168.70.1 2001:db8:50::1 2001:db8:70::1 "$a1"
   assert_contains "$(lease_list l2b)" "l2b 192.168.70.20 m1-$r"
   # The other order: the first network named gets the default routes.
-  hk_run "m2-$r" ipvnet.network=l2b,l2a
   routes=$(hk_routes "m2-$r") routes6=$(hk_routes "m2-$r" 6)
   assert_eq "$(hk_count_default "$routes")" 1 "one IPv4 default route: $routes"
   assert_eq "$(hk_count_default "$routes6")" 1 "one IPv6 default route: $routes6"
@@ -159,25 +150,23 @@ for RUNTIME in $HOOK_RUNTIMES; do
   assert_match "$routes6" '^default via 2001:db8:70::1 dev eth0'
   assert_match "$(hk_addr "m2-$r" eth1)" '^192\.168\.50\.'
   # An internal network first: no default route from it, l2a's on eth1.
-  hk_run "m3-$r" ipvnet.network=int66,l2a
   assert_match "$(hk_addr "m3-$r" eth0)" '^10\.66\.0\.'
   routes=$(hk_routes "m3-$r")
   assert_eq "$(hk_count_default "$routes")" 1 "one IPv4 default route: $routes"
   assert_match "$routes" '^default via 192\.168\.50\.1 dev eth1'
   hk_ping "m3-$r" 192.168.50.1
-  for c in m1 m2 m3; do assert_ok container_rm "$c-$r"; done
+  hk_rm_many "m1-$r" "m2-$r" "m3-$r"
 
   echo "### a container without ipvnet annotations, hooks installed, starts untouched ($r)"
   hk_run "plain-$r"
-  assert_ok container_exec "plain-$r" ip -o link show
-  assert_eq "$(printf '%s\n' "$OUT" | grep -c .)" 1 "only lo in a plain container: $OUT"
-  assert_contains "$OUT" ": lo:"
+  hk_info "plain-$r"
+  links=$(hk_links "plain-$r")
+  assert_eq "$(printf '%s\n' "$links" | grep -c .)" 1 "only lo in a plain container: $links"
+  assert_contains "$links" ": lo:"
   [ ! -e "$IPVNET_STATE_DIR/endpoints/plain-$r.json" ] || fail "a record was made for plain-$r"
-  assert_ok container_rm "plain-$r"
 
   echo "### removal releases everything ($r)"
-  assert_ok container_rm "c1-$r"
-  assert_ok container_rm "c2-$r"
+  hk_rm_many "plain-$r" "c1-$r" "c2-$r"
   hk_released
   for h in "$IPVNET_STATE_DIR"/hosts/*; do
     assert_not_contains "$(cat "$h")" "# " "hosts file $h still names a container"

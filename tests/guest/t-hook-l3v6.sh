@@ -31,17 +31,19 @@ for RUNTIME in $HOOK_RUNTIMES; do
   echo "################ runtime $r"
 
   echo "### 6/7. L3, two IPv4 subnets and IPv6, static addresses ($r)"
-  hk_run "a-$r" ipvnet.network=ipnet110 ipvnet.ip=192.168.110.10 ipvnet.ip6=2001:db8:abc6::10
-  hk_run "b-$r" ipvnet.network=ipnet110 ipvnet.ip=192.168.112.50 ipvnet.ip6=2001:db8:abc6::50
+  hk_run_many "a-$r ipvnet.network=ipnet110 ipvnet.ip=192.168.110.10 ipvnet.ip6=2001:db8:abc6::10" \
+    "b-$r ipvnet.network=ipnet110 ipvnet.ip=192.168.112.50 ipvnet.ip6=2001:db8:abc6::50" \
+    "d-$r ipvnet.network=l3v6 ipvnet.ip6=2001:db8:abc7::10" "e-$r ipvnet.network=l3v6" \
+    "f-$r ipvnet.network=v6ipvlan139 ipvnet.ip6=2001:db8:abc2::51" "g-$r ipvnet.network=v6ipvlan139" \
+    "h-$r ipvnet.network=ipvlan140 ipvnet.ip6=2001:db8:abc9::51" "k-$r ipvnet.network=ipvlan140 ipvnet.ip=192.168.140.10"
+  hk_info "a-$r" "b-$r" "d-$r" "e-$r" "f-$r" "g-$r" "h-$r" "k-$r"
   assert_eq "$(hk_addr "a-$r")" 192.168.110.10
   assert_eq "$(hk_addr "a-$r" eth0 6)" 2001:db8:abc6::10
   assert_eq "$(hk_addr "b-$r")" 192.168.112.50
   assert_eq "$(hk_addr "b-$r" eth0 6)" 2001:db8:abc6::50
-  assert_ok container_exec "b-$r" ip -o addr show dev eth0
-  assert_contains "$OUT" "192.168.112.50/24"
-  assert_contains "$OUT" "2001:db8:abc6::50/64"
-  assert_ok container_exec "a-$r" ip -o link show dev eth0
-  assert_contains "$OUT" "NOARP" "an L3 slave is NOARP"
+  assert_contains "$(_hk_section "b-$r" ADDR)" "192.168.112.50/24"
+  assert_contains "$(_hk_section "b-$r" ADDR)" "2001:db8:abc6::50/64"
+  assert_contains "$(hk_links "a-$r" | grep ': eth0[:@]')" "NOARP" "an L3 slave is NOARP"
   for c in a b; do
     routes=$(hk_routes "$c-$r") routes6=$(hk_routes "$c-$r" 6)
     assert_eq "$(hk_count_default "$routes")" 1 "$c: one IPv4 default route: $routes"
@@ -55,8 +57,6 @@ for RUNTIME in $HOOK_RUNTIMES; do
   hk_ping "b-$r" 192.168.110.10 2001:db8:abc6::10
 
   echo "### 7. IPv6-only L3 ($r)"
-  hk_run "d-$r" ipvnet.network=l3v6 ipvnet.ip6=2001:db8:abc7::10
-  hk_run "e-$r" ipvnet.network=l3v6
   assert_eq "$(hk_addr "d-$r" eth0 6)" 2001:db8:abc7::10
   e6=$(hk_addr "e-$r" eth0 6)
   assert_match "$e6" '^2001:db8:abc7::'
@@ -68,8 +68,6 @@ for RUNTIME in $HOOK_RUNTIMES; do
   assert_eq "$(lease_list l3v6 | grep -c .)" 2 "two IPv6 leases, no IPv4 one: $(lease_list l3v6)"
 
   echo "### 7. IPv6-only L2 ($r)"
-  hk_run "f-$r" ipvnet.network=v6ipvlan139 ipvnet.ip6=2001:db8:abc2::51
-  hk_run "g-$r" ipvnet.network=v6ipvlan139
   assert_eq "$(hk_addr "f-$r" eth0 6)" 2001:db8:abc2::51
   g6=$(hk_addr "g-$r" eth0 6)
   assert_match "$g6" '^2001:db8:abc2::'
@@ -82,8 +80,6 @@ for RUNTIME in $HOOK_RUNTIMES; do
   hk_ping "g-$r" 2001:db8:abc2::51 2001:db8:abc2::22
 
   echo "### 7. dual-stack L2 ($r)"
-  hk_run "h-$r" ipvnet.network=ipvlan140 ipvnet.ip6=2001:db8:abc9::51
-  hk_run "k-$r" ipvnet.network=ipvlan140 ipvnet.ip=192.168.140.10
   assert_eq "$(hk_addr "h-$r" eth0 6)" 2001:db8:abc9::51
   h4=$(hk_addr "h-$r")
   assert_match "$h4" '^192\.168\.140\.'
@@ -103,6 +99,7 @@ for RUNTIME in $HOOK_RUNTIMES; do
   assert_ok container_run "f2-$r"
   assert_ok container_rm "a-$r"
   assert_ok container_run "a2-$r"
+  hk_info "f2-$r" "a2-$r"
   assert_eq "$(hk_addr "f2-$r" eth0 6)" 2001:db8:abc2::51
   assert_eq "$(hk_addr "a2-$r" eth0 6)" 2001:db8:abc6::10
   assert_contains "$(lease_list v6ipvlan139)" "v6ipvlan139 2001:db8:abc2::51 f2-$r"
@@ -110,7 +107,7 @@ for RUNTIME in $HOOK_RUNTIMES; do
   hk_ping "g-$r" 2001:db8:abc2::51
   hk_ping "b-$r" 2001:db8:abc6::10 192.168.110.10
 
-  for c in a2 b d e f2 g h k; do assert_ok container_rm "$c-$r"; done
+  hk_rm_many "a2-$r" "b-$r" "d-$r" "e-$r" "f2-$r" "g-$r" "h-$r" "k-$r"
   hk_released
 done
 
