@@ -136,6 +136,34 @@ fi
 mkdir -p "$root/target/guest/runs"
 rw=$(mktemp -d "$root/target/guest/runs/$(date +%Y%m%d-%H%M%S)-XXXX")
 ln -sfn "$rw" "$root/target/guest/last"
+# The guest runs a snapshot of tests/guest: editing the tree while a guest is
+# running (bash reads scripts as it goes) must not change what it runs.
+mkdir -p "$rw/guest"
+cp -a "$here/." "$rw/guest/"
+gdir=$rw/guest
+# Files the guest copies up into its tmpfs overlays once (exec and python
+# imports from the 9p root are slow): hot binaries, their libraries, and the
+# compiled python modules the tests' helpers import.
+{
+  for b in bash timeout cat grep sed awk sort cut comm diff head tail wc mktemp rm \
+    mkdir cp mv ln sleep date env seq stat tr uniq readlink dirname basename touch \
+    chmod ls kill pkill pgrep ps nsenter unshare mount umount mountpoint sysctl ip \
+    ping jq setsid flock find xargs id hostname; do
+    p=$(PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v "$b") && readlink -f "$p"
+  done | sort -u >"$rw/hot.bins"
+  readlink -f /usr/bin/python3 >>"$rw/hot.bins"
+  cat "$rw/hot.bins"
+  xargs -a "$rw/hot.bins" -d '\n' ldd 2>/dev/null | awk '/=>/ && $3 ~ /^\// {print $3} /^\t\/.*ld-linux/ {print $1}' |
+    xargs -r readlink -f
+  /usr/bin/python3 -c '
+import sys, json, ipaddress, collections, re, os, subprocess, tempfile, shutil
+for m in list(sys.modules.values()):
+    for f in (getattr(m, "__cached__", None), getattr(m, "__file__", None)):
+        if f and os.path.exists(f):
+            print(os.path.realpath(f))
+' 2>/dev/null
+} | sort -u >"$rw/hot" || true
+rm -f "$rw/hot.bins"
 {
   printf 'IPVNET_ROOT=%q\n' "$root"
   printf 'IPVNET_ROOTFS=%q\n' "$rootfs"
@@ -152,7 +180,7 @@ for t in "${want[@]}"; do
   elif [ -f "$here/$t.sh" ]; then
     tmo=$(sed -n '1,20s/^# timeout: *\([0-9][0-9]*\).*/\1/p' "$here/$t.sh" | head -n1)
     tmo=${tmo:-$script_timeout}
-    echo "$t script $here/$t.sh $tmo" >>"$rw/tests"
+    echo "$t script $gdir/$t.sh $tmo" >>"$rw/tests"
     total_timeout=$((total_timeout + tmo + 30))
   fi
 done
@@ -162,7 +190,7 @@ if [ -s "$rw/tests" ]; then
   boot0=$(date +%s)
   timeout -k 30 "$total_timeout" vng --run "$kernel_image" --disable-kvm --force-9p \
     --rwdir "$rw" --memory 2G --cpus 2 \
-    --exec "bash $here/guest-init.sh $rw" </dev/null >"$rw/vng.log" 2>&1
+    --exec "bash $gdir/guest-init.sh $rw" </dev/null >"$rw/vng.log" 2>&1
   say "guest ran $(($(date +%s) - boot0))s"
 fi
 
