@@ -11,8 +11,10 @@
 # Environment: RUNTIME=runc|crun (default runc) is passed to the tests;
 # IPVNET_TEST_TIMEOUT (default 300 s) per script, overridden by a
 # `# timeout: N` line near the top of a script; IPVNET_KERNEL_TIMEOUT
-# (default 1200 s) for the kernel test binary; IPVNET_KERNEL_DIR (default
-# target/guest-kernel, prepared by tests/guest/setup.sh).
+# (default 1200 s) for the kernel test binary; IPVNET_GUEST_TIMEOUT (default
+# 4200 s) caps the whole guest run (tests not reached by then fail as "did not
+# report"); IPVNET_KERNEL_DIR (default target/guest-kernel, prepared by
+# tests/guest/setup.sh).
 #
 # Steps: cargo build --release (workspace binaries) and the kernel test
 # binary, the busybox rootfs in target/guest/rootfs (built once), then one
@@ -185,6 +187,8 @@ for t in "${want[@]}"; do
   fi
 done
 
+guest_cap=${IPVNET_GUEST_TIMEOUT:-4200}
+((total_timeout <= guest_cap)) || total_timeout=$guest_cap
 if [ -s "$rw/tests" ]; then
   say "booting $(basename "$kernel_image") for $(wc -l <"$rw/tests") test(s), runtime $runtime (limit ${total_timeout}s); run dir $rw"
   boot0=$(date +%s)
