@@ -244,6 +244,6 @@ done
 if [ -n "$guest_problem" ]; then
   fail_early guest "$guest_problem; last lines of the guest's output:"
   tail -n 40 "$rw/init.log" 2>/dev/null | sed 's/^/    init: /'
-  tail -n 40 "$rw/vng.log" 2>/dev/null | sed 's/^/    vng: /'
+  tail -n 40 "$rw/vng.log" 2>/dev/null | tr -cd '\11\12\40-\176' | sed 's/^/    vng: /'
 fi
 finish
