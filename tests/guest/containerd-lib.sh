@@ -176,6 +176,7 @@ _ctrd_launch() {
   [ -z "$path" ] || env_path=$path:$PATH
   PATH=$env_path setsid containerd --config "$CTRD_CONFIG" </dev/null >>"$CTRD_LOG" 2>&1 &
   CTRD_PID=$!
+  echo "$CTRD_PID" >"$CTRD_STATE/daemon.pid"
   local t0=$SECONDS
   wait_until 120 ctr_ version
   echo "containerd (pid $CTRD_PID) answers after $((SECONDS - t0))s" >&2
@@ -185,6 +186,14 @@ _ctrd_launch() {
 ctrd_start() {
   command -v runc >/dev/null || fail "runc is not installed"
   modprobe -q bridge 2>/dev/null || true
+  # A containerd left by an earlier test that was killed before its cleanup.
+  local stale
+  stale=$(cat "$CTRD_STATE/daemon.pid" 2>/dev/null || true)
+  if [ -n "$stale" ] && tr '\0' ' ' <"/proc/$stale/cmdline" 2>/dev/null | grep -q '^containerd --config '; then
+    echo "stopping the containerd (pid $stale) an earlier test left" >&2
+    CTRD_PID=$stale
+    ctrd_stop
+  fi
   if ! mountpoint -q "$CTRD_ROOT"; then
     mkdir -p "$CTRD_ROOT"
     mount -t tmpfs -o size=768m,mode=0711 ipvnet-test-containerd "$CTRD_ROOT"
@@ -209,6 +218,8 @@ _ctrd_kill_daemon() {
   while kill -0 "$CTRD_PID" 2>/dev/null && ((SECONDS < end)); do sleep 0.2; done
   kill -KILL "$CTRD_PID" 2>/dev/null || true
   wait "$CTRD_PID" 2>/dev/null || true
+  while kill -0 "$CTRD_PID" 2>/dev/null && ((SECONDS < end + 10)); do sleep 0.2; done
+  rm -f "$CTRD_STATE/daemon.pid"
   CTRD_PID=
 }
 
