@@ -355,8 +355,13 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: skip past
     // the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    // A zombie (Z) or dying (X) process holds no namespace any more: its
+    // container is gone even though the pid is not reaped yet.
+    if matches!(fields.next()?, "Z" | "X") {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 pub fn boot_id() -> Option<String> {
@@ -475,6 +480,33 @@ mod tests {
     fn unreachable_containerd_is_an_error_naming_the_socket() {
         let e = containerd_ids(Path::new("/nonexistent/containerd.sock"), Duration::from_secs(5)).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/containerd.sock"), "{e}");
+    }
+
+    #[test]
+    fn unreaped_zombie_is_gone() {
+        let mut child = std::process::Command::new("sleep").arg("0.2").spawn().unwrap();
+        let pid = child.id() as i32;
+        let labels = crate::commands::hook::liveness_labels(Some(pid));
+        assert!(labels.contains_key("pid_start"), "a running process has a start time");
+        let owner = Owner {
+            id: "z".into(),
+            kind: OwnerKind::Container,
+            hostname: None,
+            netns: None,
+            labels,
+            endpoints: vec![],
+            created: String::new(),
+        };
+        assert!(!is_gone(&owner));
+        // Not reaped yet: a zombie still has /proc/PID/stat.
+        let stat = format!("/proc/{pid}/stat");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !std::fs::read_to_string(&stat).unwrap().contains(") Z ") {
+            assert!(std::time::Instant::now() < deadline, "child never became a zombie");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(is_gone(&owner), "a zombie holds no namespace");
+        child.wait().unwrap();
     }
 
     #[test]
