@@ -121,27 +121,7 @@ ex_kernel_ok() {
 }
 
 ex_build_rootfs() {  # DIR: a minimal busybox-static root filesystem
-  local dir=$1 bb tmp a
-  bb=$(command -v busybox || true)
-  [ -n "$bb" ] || die "no busybox: apt-get install busybox-static"
-  if ldd "$bb" >/dev/null 2>&1; then die "$bb is dynamically linked: apt-get install busybox-static"; fi
-  tmp=$dir.tmp.$$
-  rm -rf "$tmp"
-  mkdir -p "$tmp"/{bin,etc,proc,sys,dev,tmp,run,root,var/run,usr,home}
-  chmod 1777 "$tmp/tmp"
-  cp "$bb" "$tmp/bin/busybox"
-  for a in $("$tmp/bin/busybox" --list); do
-    [ "$a" == busybox ] || ln -sf busybox "$tmp/bin/$a"
-  done
-  ln -s bin "$tmp/sbin"
-  ln -s ../bin "$tmp/usr/bin"
-  ln -s ../bin "$tmp/usr/sbin"
-  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$tmp/etc/passwd"
-  printf 'root:x:0:\nnogroup:x:65534:\n' >"$tmp/etc/group"
-  printf '127.0.0.1 localhost\n::1 localhost\n' >"$tmp/etc/hosts"
-  : >"$tmp/etc/resolv.conf"
-  echo 1 >"$tmp/.complete"
-  rm -rf "$dir" && mv "$tmp" "$dir"
+  "$EX_ROOT/examples/mkrootfs.sh" "$1" || die "could not build a rootfs in $1"
 }
 
 ex_rootfs() {  # sets EX_ROOTFS, building it if needed

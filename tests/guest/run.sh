@@ -110,28 +110,7 @@ rootfs=$root/target/guest/rootfs
 rootfs_version=1
 if [ "$(cat "$rootfs/.complete" 2>/dev/null)" != "$rootfs_version" ]; then
   say "building the busybox rootfs in $rootfs"
-  bb=$(command -v busybox || true)
-  [ -n "$bb" ] || { fail_early rootfs "no busybox: run tests/guest/setup.sh"; finish; }
-  if ldd "$bb" >/dev/null 2>&1; then
-    fail_early rootfs "$bb is dynamically linked: install busybox-static"; finish
-  fi
-  tmp=$rootfs.tmp.$$
-  rm -rf "$tmp"
-  mkdir -p "$tmp"/{bin,etc,proc,sys,dev,tmp,run,root,var/run,usr,home}
-  chmod 1777 "$tmp/tmp"
-  cp "$bb" "$tmp/bin/busybox"
-  for a in $("$tmp/bin/busybox" --list); do
-    [ "$a" == busybox ] || ln -sf busybox "$tmp/bin/$a"
-  done
-  ln -s bin "$tmp/sbin"
-  ln -s ../bin "$tmp/usr/bin"
-  ln -s ../bin "$tmp/usr/sbin"
-  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$tmp/etc/passwd"
-  printf 'root:x:0:\nnogroup:x:65534:\n' >"$tmp/etc/group"
-  printf '127.0.0.1 localhost\n::1 localhost\n' >"$tmp/etc/hosts"
-  : >"$tmp/etc/resolv.conf"
-  echo "$rootfs_version" >"$tmp/.complete"
-  rm -rf "$rootfs" && mv "$tmp" "$rootfs"
+  "$root/examples/mkrootfs.sh" "$rootfs" || { fail_early rootfs "could not build the rootfs (run tests/guest/setup.sh)"; finish; }
 fi
 
 # ------------------------------------------------------------ the guest --
