@@ -354,7 +354,7 @@ impl Locked<'_> {
         }
         let hints = picks.iter().try_for_each(|pick| match pick.slot {
             Some(slot) => {
-                let mut bm = self.bitmap(pick.network, &pick.pool)?;
+                let mut bm = self.bitmap(pick.network, &pick.pool, false)?;
                 bm.bitmap.mark(&mut bm.words, slot, true)?;
                 bm.bitmap.advance(&mut bm.words, slot)
             }
@@ -386,14 +386,28 @@ impl Locked<'_> {
     fn pick_dynamic<'n>(&self, net: &'n Network, v6: bool) -> Result<Pick<'n>> {
         for sub in net.subnets.iter().filter(|s| s.subnet.is_ipv6() == v6) {
             let pool = Pool::new(sub);
-            let mut bm = self.bitmap(net, &pool)?;
-            while let Some(slot) = bm.bitmap.find_free(&mut bm.words)? {
-                let ip = pool.addr(slot);
-                if !self.store.lease_path(&net.name, ip).exists() {
-                    return Ok(Pick { network: net, slot: Some(slot), pool, ip });
+            let reserved: Vec<u64> = pool.reserved().collect();
+            let mut bm = self.bitmap(net, &pool, false)?;
+            let mut rebuilt = false;
+            loop {
+                match bm.bitmap.find_free(&mut bm.words)? {
+                    Some(slot) if slot < pool.slots() && !reserved.contains(&slot) => {
+                        let ip = pool.addr(slot);
+                        if !self.store.lease_path(&net.name, ip).exists() {
+                            return Ok(Pick { network: net, slot: Some(slot), pool, ip });
+                        }
+                        // A stale hint (killed between the lease and its bit): heal it.
+                        bm.bitmap.mark(&mut bm.words, slot, true)?;
+                    }
+                    // A free bit on a reserved or padding slot, or no free bit
+                    // at all: a damaged hint can say either, so rebuild it from
+                    // the lease files (once) before believing it.
+                    _ if !rebuilt => {
+                        bm = self.bitmap(net, &pool, true)?;
+                        rebuilt = true;
+                    }
+                    _ => break,
                 }
-                // A stale hint (killed between the lease and its bit): heal it.
-                bm.bitmap.mark(&mut bm.words, slot, true)?;
             }
         }
         Err(Error::new(format!("no free address in {} (IPv{})", net.name, if v6 { 6 } else { 4 })))
@@ -423,7 +437,7 @@ impl Locked<'_> {
                     if let Some(sub) = net.subnets.iter().find(|s| s.subnet.contains(addr.ip())) {
                         let pool = Pool::new(sub);
                         if let Some(slot) = pool.slot_of(addr.ip()) {
-                            if let Err(e) = self.bitmap(net, &pool).and_then(|mut bm| bm.bitmap.mark(&mut bm.words, slot, false)) {
+                            if let Err(e) = self.bitmap(net, &pool, false).and_then(|mut bm| bm.bitmap.mark(&mut bm.words, slot, false)) {
                                 errors.push(e);
                             }
                         }
@@ -461,7 +475,7 @@ impl Locked<'_> {
                     if let Some(sub) = net.subnets.iter().find(|s| s.subnet.contains(ip)) {
                         let pool = Pool::new(sub);
                         if let Some(slot) = pool.slot_of(ip) {
-                            let mut bm = self.bitmap(&net, &pool)?;
+                            let mut bm = self.bitmap(&net, &pool, false)?;
                             bm.bitmap.mark(&mut bm.words, slot, false)?;
                         }
                     }
@@ -474,15 +488,16 @@ impl Locked<'_> {
     }
 
     /// Open the bitmap of a subnet, building it from the lease files when it
-    /// is missing or has the wrong size (a hint may always be rebuilt).
-    fn bitmap(&self, net: &Network, pool: &Pool) -> Result<FileBitmap> {
+    /// is missing, has the wrong size or `rebuild` is set (a hint may always
+    /// be rebuilt).
+    fn bitmap(&self, net: &Network, pool: &Pool, rebuild: bool) -> Result<FileBitmap> {
         let dir = self.store.ipam_dir(&net.name);
         let name = pool.subnet().to_string().replace(['/', ':'], "_");
         let path = dir.join(format!("{name}.bitmap"));
         let bitmap = Bitmap::new(pool.slots());
         let want_len = (bitmap.len() * 8) as u64;
         let file = match OpenOptions::new().read(true).write(true).custom_flags(libc::O_CLOEXEC).open(&path) {
-            Ok(f) if f.metadata()?.len() == want_len => f,
+            Ok(f) if !rebuild && f.metadata()?.len() == want_len => f,
             Ok(_) | Err(_) => self.rebuild_bitmap(net, pool, &bitmap, &path)?,
         };
         let mut words = FileWords::new(file, bitmap.summary_range().end);
@@ -849,6 +864,52 @@ mod tests {
         fs::remove_file(&bm).unwrap();
         let c = take(&store, &net, "c", &[]).unwrap();
         assert!(c != a && c != b);
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    /// The bitmap of 10.1.0.0/28 (16 slots: 1 cursor, 1 summary, 1 data word)
+    /// overwritten with `word` in every position, keeping its size.
+    fn garble_bitmap(dir: &Path, word: u64) {
+        let bm = dir.join("ipam/n/10.1.0.0_28.bitmap");
+        let len = fs::metadata(&bm).unwrap().len() as usize;
+        fs::write(&bm, word.to_le_bytes().repeat(len / 8)).unwrap();
+    }
+
+    #[test]
+    fn a_zeroed_bitmap_never_hands_out_reserved_or_outside_addresses() {
+        // Found by fuzz/store_load: a bitmap of the right size with the
+        // reserved and padding bits cleared handed out 10.1.0.0.
+        let (dir, store) = tmp_store("zeroed");
+        let net = network(&store, "n", &["--subnet", "10.1.0.0/28", "-o", "parent=eth0"]);
+        let mut got = take(&store, &net, "a", &[]).unwrap();
+        garble_bitmap(&dir, 0);
+        let mut i = 0;
+        while let Ok(ips) = take(&store, &net, &format!("o{i}"), &[]) {
+            got.extend(ips);
+            i += 1;
+            assert!(i < 100, "never full");
+        }
+        let sub = &net.subnets[0];
+        for ip in &got {
+            check_static(sub, *ip).unwrap();
+        }
+        let mut uniq = got.clone();
+        uniq.sort();
+        uniq.dedup();
+        assert_eq!((uniq.len(), got.len()), (13, 13), "{got:?}"); // 16 - network, gateway, broadcast
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_bitmap_that_says_full_is_checked_against_the_leases() {
+        // Found by fuzz/store_load: a bitmap of the right size with every bit
+        // set gave "no free address" on a nearly empty subnet.
+        let (dir, store) = tmp_store("allset");
+        let net = network(&store, "n", &["--subnet", "10.1.0.0/28", "-o", "parent=eth0"]);
+        let a = take(&store, &net, "a", &[]).unwrap();
+        garble_bitmap(&dir, !0);
+        let b = take(&store, &net, "b", &[]).unwrap();
+        assert_ne!(a, b);
         let _ = fs::remove_dir_all(dir);
     }
 
