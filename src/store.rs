@@ -231,14 +231,35 @@ impl Store {
 
     pub fn owner(&self, id: &str) -> Result<Option<Owner>> {
         check_owner_id(id)?;
-        read_json(&self.owner_path(id))
+        self.read_owner(id)
+    }
+
+    /// Read `endpoints/ID.json`. A record that names another owner, or a
+    /// network that cannot be one, is damaged: acting on it would release
+    /// or touch what another owner holds.
+    fn read_owner(&self, id: &str) -> Result<Option<Owner>> {
+        let path = self.owner_path(id);
+        let Some(owner) = read_json::<Owner>(&path)? else { return Ok(None) };
+        let why = if owner.id != id {
+            Some(format!("it is the record of {:?}", owner.id))
+        } else {
+            owner
+                .endpoints
+                .iter()
+                .find(|ep| crate::network::check_name(&ep.network).is_err())
+                .map(|ep| format!("it names network {:?}", ep.network))
+        };
+        match why {
+            Some(why) => Err(Error::new(format!("{} is damaged ({why}); move it away or restore it", path.display()))),
+            None => Ok(Some(owner)),
+        }
     }
 
     /// Every endpoint record (for gc, inspect and ls).
     pub fn owners(&self) -> Result<Vec<Owner>> {
         let mut out = Vec::new();
         for id in list_dir(&self.dir.join("endpoints"), ".json")? {
-            if let Some(o) = read_json(&self.owner_path(&id))? {
+            if let Some(o) = self.read_owner(&id)? {
                 out.push(o);
             }
         }
@@ -417,7 +438,7 @@ impl Locked<'_> {
     /// unknown owner is not an error. Returns the record that was removed.
     pub fn release(&self, id: &str) -> Result<Option<Owner>> {
         check_owner_id(id)?;
-        let Some(owner) = read_json::<Owner>(&self.store.owner_path(id))? else { return Ok(None) };
+        let Some(owner) = self.store.read_owner(id)? else { return Ok(None) };
         let mut errors = Vec::new();
         for ep in &owner.endpoints {
             let net = self.store.network(&ep.network).ok();
@@ -940,6 +961,30 @@ mod tests {
         write_json_atomic(&dir.join("endpoints/a.json"), &ghost).unwrap();
         store.lock().unwrap().release("a").unwrap();
         assert_eq!(store.leases("n").unwrap(), [("10.1.0.7".parse().unwrap(), "b".to_string())]);
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_record_naming_another_owner_is_damaged_and_frees_nothing() {
+        // Found by fuzz/store_load: endpoints/a.json rewritten to say it is
+        // b's record made `release a` remove b's lease.
+        let (dir, store) = tmp_store("otherid");
+        let net = network(&store, "n", &["--subnet", "10.1.0.0/24", "-o", "parent=eth0"]);
+        take(&store, &net, "a", &[]).unwrap();
+        take(&store, &net, "b", &["10.1.0.9"]).unwrap();
+        let mut forged = store.owner("b").unwrap().unwrap();
+        forged.labels.insert("pid".into(), "1".into());
+        write_json_atomic(&dir.join("endpoints/a.json"), &forged).unwrap();
+        let e = store.lock().unwrap().release("a").unwrap_err().to_string();
+        assert!(e.contains("endpoints/a.json") && e.contains("damaged"), "{e}");
+        let e = store.owners().unwrap_err().to_string();
+        assert!(e.contains("endpoints/a.json"), "{e}");
+        assert!(store.leases("n").unwrap().contains(&("10.1.0.9".parse().unwrap(), "b".to_string())));
+        // A record naming a network that cannot exist is damaged too.
+        let mut odd = owner("c");
+        odd.endpoints = vec![Endpoint { network: "../n".into(), interface: "eth0".into(), addresses: vec![] }];
+        write_json_atomic(&dir.join("endpoints/c.json"), &odd).unwrap();
+        assert!(store.owner("c").unwrap_err().to_string().contains("endpoints/c.json"));
         let _ = fs::remove_dir_all(dir);
     }
 
