@@ -4,6 +4,7 @@
 #                             the guest kernel (idempotent)
 #   2. cargo test --workspace host unit and integration tests
 #   3. tests/guest/run.sh     the real-kernel tests, in one QEMU guest
+#   4. fuzz/run.sh            every fuzz target for a bounded time (20 s each)
 # Needs root on Debian 12 with a Rust toolchain. Extra arguments are passed to
 # tests/guest/run.sh (test names). Prints a summary; exits 1 if anything failed.
 set -uo pipefail
@@ -36,6 +37,7 @@ if step setup tests/guest/setup.sh; then
 else
   summary+=("FAIL  host-tests (not run: setup failed)" "FAIL  guest-tests (not run: setup failed)")
 fi
+step fuzz fuzz/run.sh 20
 
 echo
 echo "=============== summary ==============="

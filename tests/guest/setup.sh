@@ -8,7 +8,8 @@ root=$(cd "$here/../.." && pwd)
 kdir=${IPVNET_KERNEL_DIR:-$root/target/guest-kernel}
 
 pkgs=(qemu-system-x86 kmod busybox-static runc crun iproute2 iputils-ping
-      containernetworking-plugins python3-pip procps util-linux)
+      containernetworking-plugins python3-pip procps util-linux
+      g++)  # g++: libfuzzer-sys builds libFuzzer for fuzz/run.sh
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
