@@ -60,6 +60,7 @@ pub fn attach(store: &Store, req: &AttachRequest) -> Result<Owner> {
         statics[i].push(*ip);
     }
 
+    crate::timing::mark("networks");
     let ns = crate::netns::open(req.netns)?;
     let mut ns_nl = Netlink::open_in(ns.as_fd()).context("open netlink in the container's namespace")?;
     let names = interface_names(&mut ns_nl, networks.len())?;
@@ -79,7 +80,9 @@ pub fn attach(store: &Store, req: &AttachRequest) -> Result<Owner> {
         endpoints: Vec::new(),
         created: now_rfc3339(),
     };
+    crate::timing::mark("netns");
     let owner = store.lock()?.reserve(owner, &wants)?;
+    crate::timing::mark("reserve");
 
     let mut made: Vec<u32> = Vec::new();
     let built = build_links(&mut ns_nl, &ns, &networks, &owner, &mut made);

@@ -14,5 +14,6 @@ pub mod network;
 pub mod oci;
 pub mod runtime_wrapper;
 pub mod store;
+pub mod timing;
 
 pub use error::{Context, Error, Result};

@@ -141,6 +141,7 @@ enum LeaseCmd {
 }
 
 fn main() -> ExitCode {
+    ipvnet::timing::start();
     // containerd starts a pre-registered NRI plugin as /opt/nri/plugins/NN-name
     // with no arguments, the socket on an inherited fd and NRI_PLUGIN_SOCKET.
     if preregistered_nri_launch() {

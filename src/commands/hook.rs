@@ -30,9 +30,12 @@ pub fn run(state_dir: &Path, stage: &str, mut stdin: impl Read) -> Result<()> {
 }
 
 fn create_runtime(state_dir: &Path, state: &[u8]) -> Result<()> {
+    use crate::timing::mark;
+    mark("main");
     let input = oci::read_hook_input(state)?;
     let Some(req) = annotations::parse(&input.annotations)? else { return Ok(()) };
     let netns = oci::netns_of(&input)?;
+    mark("parse");
     let mut statics: Vec<std::net::IpAddr> = req.ips.iter().map(|a| (*a).into()).collect();
     statics.extend(req.ip6s.iter().map(|a| std::net::IpAddr::from(*a)));
     let store = Store::open(state_dir)?;
@@ -45,7 +48,9 @@ fn create_runtime(state_dir: &Path, state: &[u8]) -> Result<()> {
         statics: &statics,
         labels: liveness_labels(input.pid),
     };
+    mark("labels");
     attach(&store, &request).with_context(|| format!("container {}", input.id))?;
+    mark("done");
     Ok(())
 }
 
@@ -55,12 +60,14 @@ fn post_stop(state_dir: &Path, state: &[u8]) -> Result<()> {
     struct Id {
         id: String,
     }
+    crate::timing::mark("main");
     let Id { id } = serde_json::from_slice(state).context("parse the container state on stdin")?;
     if !state_dir.join("endpoints").is_dir() {
         return Ok(()); // ipvnet never ran here
     }
     let store = Store::open(state_dir)?;
     detach(&store, &id).with_context(|| format!("container {id}"))?;
+    crate::timing::mark("done");
     Ok(())
 }
 
