@@ -578,11 +578,23 @@ impl Locked<'_> {
                 .open(&path)
                 .with_context(|| format!("open {}", path.display()))?;
             // One write, then trim: readers see the old or the new text.
-            f.write_all_at(text.as_bytes(), 0).with_context(|| format!("write {}", path.display()))?;
+            f.write_all_at(&hosts_image(&text, old.len()), 0).with_context(|| format!("write {}", path.display()))?;
             f.set_len(text.len() as u64).with_context(|| format!("write {}", path.display()))?;
         }
         Ok(())
     }
+}
+
+/// What is written over a hosts file of `old_len` bytes before it is
+/// trimmed to `text`: the text padded with newlines to the old length, so
+/// that a process killed between the write and the trim leaves blank lines
+/// (skipped when read), not the tail of a removed line.
+fn hosts_image(text: &str, old_len: usize) -> Vec<u8> {
+    let mut bytes = text.as_bytes().to_vec();
+    if bytes.len() < old_len {
+        bytes.resize(old_len, b'\n');
+    }
+    bytes
 }
 
 const HOSTS_HEADER: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
@@ -845,6 +857,28 @@ mod tests {
         assert!(!fs::read_to_string(store.hosts_path("n")).unwrap().contains("# b"));
         // The static address is free again at once.
         take(&store, &net, "d", &["10.1.0.50"]).unwrap();
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_release_killed_before_the_trim_leaves_no_stale_hosts_line() {
+        let (dir, store) = tmp_store("hostskill");
+        let net = network(&store, "n", &["--subnet", "10.1.0.0/24", "-o", "parent=eth0"]);
+        take(&store, &net, "long-container-name", &["10.1.0.100"]).unwrap();
+        take(&store, &net, "b", &["10.1.0.7"]).unwrap();
+        let path = store.hosts_path("n");
+        let old = fs::read_to_string(&path).unwrap();
+        // The file as a SIGKILL between the write and the trim of the
+        // release of the first owner leaves it.
+        let text = old.lines().filter(|l| !l.ends_with("# long-container-name")).map(|l| format!("{l}\n")).collect::<String>();
+        let image = hosts_image(&text, old.len());
+        assert_eq!(image.len(), old.len());
+        fs::write(&path, &image).unwrap();
+        assert_eq!(String::from_utf8(image).unwrap().lines().filter(|l| !l.is_empty()).collect::<Vec<_>>(), text.lines().collect::<Vec<_>>());
+        // The next update reads it back whole: b goes, nothing is left.
+        store.lock().unwrap().release("long-container-name").unwrap();
+        store.lock().unwrap().release("b").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), HOSTS_HEADER);
         let _ = fs::remove_dir_all(dir);
     }
 
