@@ -10,7 +10,8 @@ exec >"$rw/init.log" 2>&1
 echo "$(date +%s)" >"$rw/booted"
 set -u
 . "$rw/config"
-export IPVNET_ROOT IPVNET_ROOTFS RUNTIME IPVNET_GUEST=1
+IPVNET_STRESS_BIN=${IPVNET_STRESS_BIN:-}
+export IPVNET_ROOT IPVNET_ROOTFS RUNTIME IPVNET_STRESS_BIN IPVNET_GUEST=1
 export PATH="/run/ipvnet-bin:$IPVNET_ROOT/target/release:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 export HOME=/root LANG=C.UTF-8
 unset XDG_RUNTIME_DIR
@@ -34,6 +35,10 @@ done
 for b in runc crun; do
   p=$(command -v "$b") && cp "$(readlink -f "$p")" "/run/ipvnet-bin/$b"
 done
+# The stress test binary (tests/stress.rs), driven by the t-stress-* scripts.
+if [ -n "$IPVNET_STRESS_BIN" ] && cp "$IPVNET_STRESS_BIN" /run/ipvnet-bin/ipvnet-stress-tests; then
+  IPVNET_STRESS_BIN=/run/ipvnet-bin/ipvnet-stress-tests
+fi
 ls -la /run/ipvnet-bin
 cp -a "$IPVNET_ROOTFS" /run/ipvnet-rootfs && IPVNET_ROOTFS=/run/ipvnet-rootfs
 # Copy up (into the tmpfs upper layers of /usr, /etc, ...) the files run.sh

@@ -17,11 +17,13 @@
 # tests/guest/setup.sh).
 #
 # Steps: cargo build --release (workspace binaries) and the kernel test
-# binary, the busybox rootfs in target/guest/rootfs (built once), then one
-# guest boot running tests/guest/guest-init.sh. The run's directory
-# (target/guest/runs/ID, linked as target/guest/last) keeps results, logs/ and
-# the guest's console (vng.log). Prints PASS/FAIL per test, the logs of failed
-# ones, and `N passed, M failed`; exits 1 if anything failed or did not run.
+# binary (and, for t-stress-* scripts, the one of tests/stress.rs, passed to
+# the guest as IPVNET_STRESS_BIN), the busybox rootfs in target/guest/rootfs
+# (built once), then one guest boot running tests/guest/guest-init.sh. The
+# run's directory (target/guest/runs/ID, linked as target/guest/last) keeps
+# results, logs/ and the guest's console (vng.log). Prints PASS/FAIL per
+# test, the logs of failed ones, and `N passed, M failed`; exits 1 if
+# anything failed or did not run.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -82,6 +84,26 @@ if ! nice -n 10 cargo build --release --workspace --bins; then
   finish
 fi
 
+# test_bin NAME: build the test binary of tests/NAME.rs (release, not run);
+# prints its path (nothing if the build failed).
+test_bin() {
+  local json
+  json=$(nice -n 10 cargo test --release --test "$1" --no-run --message-format=json) || {
+    say "cargo test --release --test $1 --no-run failed" >&2
+  }
+  printf '%s\n' "$json" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == sys.argv[1] \
+            and m.get("executable"):
+        print(m["executable"])
+' "$1"
+}
+
 kernel_bin=
 for t in "${want[@]}"; do
   [ "$t" == kernel ] || continue
@@ -89,20 +111,19 @@ for t in "${want[@]}"; do
     break # reported as "did not report" below
   fi
   say "building the kernel test binary"
-  json=$(nice -n 10 cargo test --release --test kernel --no-run --message-format=json) || {
-    say "cargo test --release --test kernel --no-run failed"
-  }
-  kernel_bin=$(printf '%s\n' "$json" | python3 -c '
-import json, sys
-for line in sys.stdin:
-    try:
-        m = json.loads(line)
-    except ValueError:
-        continue
-    if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == "kernel" \
-            and m.get("executable"):
-        print(m["executable"])
-')
+  kernel_bin=$(test_bin kernel)
+done
+
+# The t-stress-* scripts drive the #[ignore]d tests of tests/stress.rs
+# (IPVNET_STRESS_BIN in the guest; a script fails if it is empty).
+stress_bin=
+for t in "${want[@]}"; do
+  case "$t" in t-stress-*) ;; *) continue ;; esac
+  if [ -f tests/stress.rs ]; then
+    say "building the stress test binary"
+    stress_bin=$(test_bin stress)
+  fi
+  break
 done
 
 # --------------------------------------------------------------- rootfs --
@@ -149,6 +170,7 @@ rm -f "$rw/hot.bins"
   printf 'IPVNET_ROOT=%q\n' "$root"
   printf 'IPVNET_ROOTFS=%q\n' "$rootfs"
   printf 'RUNTIME=%q\n' "$runtime"
+  printf 'IPVNET_STRESS_BIN=%q\n' "$stress_bin"
 } >"$rw/config"
 
 total_timeout=120
