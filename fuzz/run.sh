@@ -35,7 +35,7 @@ fi
 if (($#)); then targets=("$@"); else mapfile -t targets < <(cargo fuzz list); fi
 t=$(date +%s)
 nice -n 10 cargo fuzz build "${flags[@]}" || exit 1
-echo "fuzz: built ${#targets[@]} targets in $(($(date +%s) - t))s"
+echo "fuzz: build took $(($(date +%s) - t))s"
 
 failed=()
 for target in "${targets[@]}"; do
