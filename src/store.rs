@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
 use crate::ipam::{check_static, Bitmap, Pool, Words};
-use crate::network::Network;
+use crate::network::{Network, Subnet};
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/ipvnet";
 pub const STATE_DIR_ENV: &str = "IPVNET_STATE_DIR";
@@ -405,33 +405,45 @@ impl Locked<'_> {
     }
 
     fn pick_dynamic<'n>(&self, net: &'n Network, v6: bool) -> Result<Pick<'n>> {
-        for sub in net.subnets.iter().filter(|s| s.subnet.is_ipv6() == v6) {
-            let pool = Pool::new(sub);
-            let reserved: Vec<u64> = pool.reserved().collect();
-            let mut bm = self.bitmap(net, &pool, false)?;
-            let mut rebuilt = false;
-            loop {
-                match bm.bitmap.find_free(&mut bm.words)? {
-                    Some(slot) if slot < pool.slots() && !reserved.contains(&slot) => {
-                        let ip = pool.addr(slot);
-                        if !self.store.lease_path(&net.name, ip).exists() {
-                            return Ok(Pick { network: net, slot: Some(slot), pool, ip });
-                        }
-                        // A stale hint (killed between the lease and its bit): heal it.
-                        bm.bitmap.mark(&mut bm.words, slot, true)?;
-                    }
-                    // A free bit on a reserved or padding slot, or no free bit
-                    // at all: a damaged hint can say either, so rebuild it from
-                    // the lease files (once) before believing it.
-                    _ if !rebuilt => {
-                        bm = self.bitmap(net, &pool, true)?;
-                        rebuilt = true;
-                    }
-                    _ => break,
+        // A damaged bitmap may claim "full". Believing it while another
+        // subnet has room is harmless, so the bitmaps are rebuilt from the
+        // lease files only before refusing: a full first subnet of a
+        // multi-subnet network costs nothing on the common path.
+        for rebuild in [false, true] {
+            for sub in net.subnets.iter().filter(|s| s.subnet.is_ipv6() == v6) {
+                if let Some(pick) = self.pick_in_subnet(net, sub, rebuild)? {
+                    return Ok(pick);
                 }
             }
         }
         Err(Error::new(format!("no free address in {} (IPv{})", net.name, if v6 { 6 } else { 4 })))
+    }
+
+    /// The next free address of one subnet, or `None` when it is full.
+    fn pick_in_subnet<'n>(&self, net: &'n Network, sub: &Subnet, rebuild: bool) -> Result<Option<Pick<'n>>> {
+        let pool = Pool::new(sub);
+        let reserved: Vec<u64> = pool.reserved().collect();
+        let mut bm = self.bitmap(net, &pool, rebuild)?;
+        let mut rebuilt = rebuild;
+        loop {
+            match bm.bitmap.find_free(&mut bm.words)? {
+                Some(slot) if slot < pool.slots() && !reserved.contains(&slot) => {
+                    let ip = pool.addr(slot);
+                    if !self.store.lease_path(&net.name, ip).exists() {
+                        return Ok(Some(Pick { network: net, slot: Some(slot), pool, ip }));
+                    }
+                    // A stale hint (killed between the lease and its bit): heal it.
+                    bm.bitmap.mark(&mut bm.words, slot, true)?;
+                }
+                // A free bit on a reserved or padding slot: the hint is
+                // damaged; rebuild it from the lease files (once).
+                Some(_) if !rebuilt => {
+                    bm = self.bitmap(net, &pool, true)?;
+                    rebuilt = true;
+                }
+                Some(_) | None => return Ok(None),
+            }
+        }
     }
 
     /// Give back every lease and the record of an owner. Idempotent: an
@@ -965,6 +977,26 @@ mod tests {
         garble_bitmap(&dir, !0);
         let b = take(&store, &net, "b", &[]).unwrap();
         assert_ne!(a, b);
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_full_first_subnet_is_not_rebuilt_while_another_has_room() {
+        // Rebuilding reads every lease file: only the refusal path may pay it.
+        use std::os::unix::fs::MetadataExt;
+        let (dir, store) = tmp_store("fullfirst");
+        let net = network(&store, "n", &["--subnet", "10.1.0.0/29", "--subnet", "10.2.0.0/24", "-o", "parent=eth0"]);
+        for i in 0..5 {
+            let ips = take(&store, &net, &format!("a{i}"), &[]).unwrap();
+            assert!(ips[0].to_string().starts_with("10.1.0."), "{ips:?}");
+        }
+        let bm = dir.join("ipam/n/10.1.0.0_29.bitmap");
+        let inode = fs::metadata(&bm).unwrap().ino();
+        for i in 0..3 {
+            let ips = take(&store, &net, &format!("b{i}"), &[]).unwrap();
+            assert!(ips[0].to_string().starts_with("10.2.0."), "{ips:?}");
+        }
+        assert_eq!(fs::metadata(&bm).unwrap().ino(), inode, "the full subnet's bitmap was rebuilt");
         let _ = fs::remove_dir_all(dir);
     }
 
