@@ -153,6 +153,21 @@ fn main() -> ExitCode {
             }
         };
     }
+    // The hook is on every container's start path: `ipvnet hook STAGE`
+    // exactly (as hooks.d and config.json snippets call it) skips building
+    // the whole command line parser; any other form goes through clap.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.len() == 3 && args[1] == "hook" {
+        if let Some(stage) = args[2].to_str().filter(|s| !s.starts_with('-')) {
+            return match commands::hook::run(&state_dir(None), stage, std::io::stdin().lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ipvnet: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
