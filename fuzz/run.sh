@@ -37,6 +37,13 @@ t=$(date +%s)
 nice -n 10 cargo fuzz build "${flags[@]}" || exit 1
 echo "fuzz: build took $(($(date +%s) - t))s"
 
+# Scratch directories of store_load, removed at the end.
+scratch_root=/dev/shm
+[ -d "$scratch_root" ] || scratch_root=${TMPDIR:-/tmp}
+IPVNET_FUZZ_SCRATCH=$(mktemp -d "$scratch_root/ipvnet-fuzz.XXXXXX") || exit 1
+export IPVNET_FUZZ_SCRATCH
+trap 'rm -rf "$IPVNET_FUZZ_SCRATCH"' EXIT
+
 failed=()
 for target in "${targets[@]}"; do
   work=target/corpus/$target

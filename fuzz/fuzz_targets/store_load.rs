@@ -51,10 +51,15 @@ struct Template {
     files: Vec<(PathBuf, Option<Vec<u8>>)>,
 }
 
-/// Scratch space: tmpfs when there is one (the store fsyncs its records).
+/// Scratch space: $IPVNET_FUZZ_SCRATCH (fuzz/run.sh makes one and removes
+/// it), else tmpfs when there is one (the store fsyncs its records).
 fn base_dir() -> PathBuf {
     let shm = Path::new("/dev/shm");
-    let root = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
+    let root = match std::env::var_os("IPVNET_FUZZ_SCRATCH") {
+        Some(d) => PathBuf::from(d),
+        None if shm.is_dir() => shm.to_path_buf(),
+        None => std::env::temp_dir(),
+    };
     root.join(format!("ipvnet-fuzz-store-{}", std::process::id()))
 }
 
