@@ -27,8 +27,8 @@ if [ -z "$rw" ] || [ ! -s "$rw/bench/results.json" ]; then
 fi
 cp "$rw/bench/results.json" target/bench/results.json
 cp "$rw/logs/bench.log" target/bench/bench.log 2>/dev/null || true
-# Host facts for the report: QEMU guests running (ours included) and load.
-export IPVNET_BENCH_HOST_NOTE="Host: $(nproc) cores, shared with other work: $guests0 QEMU guest(s) running at the start (ours included), $guests1 at the end; host load average $load0 at the start, $load1 at the end; the guest run took $(($(date +%s) - t0)) s."
+# Host facts for the report: other QEMU guests running, and the load.
+export IPVNET_BENCH_HOST_NOTE="Host: $(nproc) cores, shared with other work (other helpers' builds and guests): $guests0 other QEMU guest(s) running before ours booted, $guests1 after ours ended; host load average $load0 before, $load1 after; the whole command took $(($(date +%s) - t0)) s."
 target/release/ipvnet-bench render target/bench/results.json >BENCHMARKS.md.tmp && mv BENCHMARKS.md.tmp BENCHMARKS.md || exit 1
 echo "bench: wrote BENCHMARKS.md (raw samples: target/bench/results.json, log: target/bench/bench.log)"
 grep -A8 '^## Targets' BENCHMARKS.md
