@@ -254,7 +254,13 @@ fn run(cli: Cli) -> Result<()> {
             for id in &r.released {
                 println!("released {id}");
             }
-            eprintln!("gc: released {}, kept {}, orphan leases removed {}", r.released.len(), r.kept, r.orphan_leases);
+            eprintln!(
+                "gc: released {}, kept {}, orphan leases removed {}, temp files removed {}",
+                r.released.len(),
+                r.kept,
+                r.orphan_leases,
+                r.temp_files
+            );
             Ok(())
         }
     }

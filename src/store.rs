@@ -499,6 +499,13 @@ impl Locked<'_> {
 
     /// Remove lease files whose owner has no record (left by tampering or by
     /// an older version); returns how many.
+    /// Remove what writers killed before their rename or link left behind
+    /// (see `remove_temp_files`); returns how many files.
+    pub fn remove_temp_files(&self) -> Result<usize> {
+        // STATE/{networks,endpoints,hosts}/F and STATE/ipam/NET/leases/F.
+        remove_temp_files(&self.store.dir, 3)
+    }
+
     pub fn remove_orphan_leases(&self) -> Result<usize> {
         let mut n = 0;
         for net in self.store.networks()? {
@@ -658,27 +665,65 @@ impl Words for FileWords {
     }
 }
 
-/// Create a lease file; it must not exist.
+/// Create a lease file; it must not exist. The file appears complete: the
+/// owner is written to a temp file that is then hard-linked to the lease's
+/// name (link(2) fails if the name exists, like O_EXCL), so a process killed
+/// here leaves at most a temp file (removed by gc), never an empty lease
+/// that no owner's release would recognise.
 fn create_lease(path: &Path, owner: &str) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        if !dir.is_dir() {
-            fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-        }
+    let dir = path.parent().ok_or_else(|| Error::new(format!("no directory in {}", path.display())))?;
+    if !dir.is_dir() {
+        fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
-    let mut f = OpenOptions::new()
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("lease");
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let _ = fs::remove_file(&tmp); // a dead writer's of the same pid
+    let res = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o644)
         .custom_flags(libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| {
-            if e.kind() == ErrorKind::AlreadyExists {
-                Error::new(format!("lease {} already exists", path.display()))
-            } else {
-                Error::from(e).context(format!("create lease {}", path.display()))
-            }
-        })?;
-    f.write_all(owner.as_bytes()).with_context(|| format!("write lease {}", path.display()))
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(owner.as_bytes()))
+        .with_context(|| format!("write lease {}", tmp.display()))
+        .and_then(|()| {
+            fs::hard_link(&tmp, path).map_err(|e| {
+                if e.kind() == ErrorKind::AlreadyExists {
+                    Error::new(format!("lease {} already exists", path.display()))
+                } else {
+                    Error::from(e).context(format!("create lease {}", path.display()))
+                }
+            })
+        });
+    let _ = fs::remove_file(&tmp);
+    res
+}
+
+/// Remove the temp files (`.NAME.tmp.PID`) of writers killed before their
+/// rename or link, in every directory of the store. Every writer holds the
+/// lock while its temp file exists, so under the lock each one found is a
+/// dead writer's. Returns how many were removed.
+fn remove_temp_files(dir: &Path, depth: usize) -> Result<usize> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::from(e).context(format!("read {}", dir.display()))),
+    };
+    let mut n = 0;
+    for e in rd {
+        let e = e.with_context(|| format!("read {}", dir.display()))?;
+        let path = e.path();
+        let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if is_dir && depth > 0 {
+            n += remove_temp_files(&path, depth - 1)?;
+        } else if !is_dir && name.starts_with('.') && name.contains(".tmp.") {
+            remove_if_exists(&path)?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// The owner written in a lease file, `None` when there is no lease.
@@ -997,6 +1042,32 @@ mod tests {
             assert!(ips[0].to_string().starts_with("10.2.0."), "{ips:?}");
         }
         assert_eq!(fs::metadata(&bm).unwrap().ino(), inode, "the full subnet's bitmap was rebuilt");
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_lease_appears_complete_and_killed_writers_leave_only_temp_files() {
+        let (dir, store) = tmp_store("leasetmp");
+        let net = network(&store, "n", &["--subnet", "10.1.0.0/24", "-o", "parent=eth0"]);
+        let ip = take(&store, &net, "a", &[]).unwrap()[0];
+        assert_eq!(fs::read_to_string(dir.join(format!("ipam/n/leases/{ip}"))).unwrap(), "a");
+        // A second lease of the same address is refused (link(2) as O_EXCL).
+        let e = create_lease(&dir.join(format!("ipam/n/leases/{ip}")), "b").unwrap_err().to_string();
+        assert!(e.contains("already exists"), "{e}");
+        // What writers SIGKILLed before their rename or link leave: temp
+        // files, which no listing reports and the sweep removes.
+        let leftovers = ["ipam/n/leases/.10.1.0.9.tmp.4242", "endpoints/.c.json.tmp.4242", "networks/.m.json.tmp.7"];
+        for f in leftovers {
+            fs::write(dir.join(f), "x").unwrap();
+        }
+        assert_eq!(store.leases("n").unwrap().len(), 1);
+        assert_eq!(store.owners().unwrap().len(), 1);
+        assert_eq!(store.lock().unwrap().remove_temp_files().unwrap(), 3);
+        for f in leftovers {
+            assert!(!dir.join(f).exists(), "{f}");
+        }
+        assert!(dir.join(format!("ipam/n/leases/{ip}")).exists());
+        assert!(dir.join("endpoints/a.json").exists() && dir.join("networks/n.json").exists());
         let _ = fs::remove_dir_all(dir);
     }
 

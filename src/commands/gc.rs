@@ -10,7 +10,9 @@
 //! - otherwise, or when the record lacks these facts, it is kept.
 //!
 //! Pods (the NRI plugin's) and `ipvnet lease` reservations are never
-//! touched by that rule.
+//! touched by that rule. Both forms also remove lease files that no record
+//! owns and the temp files of writers killed mid-write (under the store's
+//! lock, which every writer holds while its temp file exists).
 //!
 //! `ipvnet gc --containerd SOCKET` asks containerd instead: every namespace,
 //! the containers (and, where the Sandbox API exists, the sandboxes) of
@@ -34,6 +36,20 @@ pub struct Report {
     pub released: Vec<String>,
     pub kept: usize,
     pub orphan_leases: usize,
+    pub temp_files: usize,
+}
+
+/// What no record accounts for: lease files without an owner record, and
+/// the temp files of writers killed before their rename or link.
+fn sweep(lock: &crate::store::Locked<'_>, report: &mut Report, errors: &mut Vec<Error>) {
+    match lock.remove_orphan_leases() {
+        Ok(n) => report.orphan_leases = n,
+        Err(e) => errors.push(e),
+    }
+    match lock.remove_temp_files() {
+        Ok(n) => report.temp_files = n,
+        Err(e) => errors.push(e),
+    }
 }
 
 pub fn run(store: &Store) -> Result<Report> {
@@ -50,10 +66,7 @@ pub fn run(store: &Store) -> Result<Report> {
             report.kept += 1;
         }
     }
-    match lock.remove_orphan_leases() {
-        Ok(n) => report.orphan_leases = n,
-        Err(e) => errors.push(e),
-    }
+    sweep(&lock, &mut report, &mut errors);
     Error::join(errors).map_or(Ok(report), Err)
 }
 
@@ -99,10 +112,7 @@ pub fn release_stale(store: &Store, owners: &[Owner], live: &HashSet<String>) ->
             Err(e) => errors.push(e),
         }
     }
-    match lock.remove_orphan_leases() {
-        Ok(n) => report.orphan_leases = n,
-        Err(e) => errors.push(e),
-    }
+    sweep(&lock, &mut report, &mut errors);
     Error::join(errors).map_or(Ok(report), Err)
 }
 
