@@ -12,7 +12,7 @@
 //!
 //! Crash safety comes from the order of writes, all under the lock:
 //! reserve writes the endpoint record (temp file, fsync, rename) before it
-//! creates the lease files (O_EXCL), and release removes the lease files
+//! creates the lease files (complete, by link(2)), and release removes the lease files
 //! before the record. So every lease file belongs to a recorded owner, a
 //! SIGKILL at any instant leaves nothing that `release`/`gc` cannot undo,
 //! and a lease is only ever removed by the owner written in it.
