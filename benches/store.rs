@@ -16,18 +16,6 @@ use std::time::Instant;
 use ipvnet::network::{plan, CreateRequest};
 use ipvnet::store::{now_rfc3339, Owner, OwnerKind, Store, Want};
 
-fn owner(id: &str) -> Owner {
-    Owner {
-        id: id.into(),
-        kind: OwnerKind::Lease,
-        hostname: None,
-        netns: None,
-        labels: Default::default(),
-        endpoints: vec![],
-        created: now_rfc3339(),
-    }
-}
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -52,7 +40,7 @@ fn measure(dir: &Path, fill_percent: u32, rounds: usize) -> f64 {
     // Fill, then free a random subset so the free slots are scattered.
     let total = usable.min(target + (usable - target) / 2);
     for i in 0..total {
-        lock.reserve(owner(&format!("f{i}")), &[Want { network: &net, interface: String::new(), statics: vec![] }]).unwrap();
+        lock.reserve(Owner::new(&format!("f{i}"), OwnerKind::Lease), &[Want { network: &net, interface: String::new(), statics: vec![] }]).unwrap();
     }
     let mut x: u64 = 0x2545f4914f6cdd1d;
     let mut freed = 0;
@@ -69,7 +57,7 @@ fn measure(dir: &Path, fill_percent: u32, rounds: usize) -> f64 {
     for r in 0..rounds {
         let t = Instant::now();
         let lock = store.lock().unwrap();
-        lock.reserve(owner(&format!("b{r}")), &[Want { network: &net, interface: String::new(), statics: vec![] }]).unwrap();
+        lock.reserve(Owner::new(&format!("b{r}"), OwnerKind::Lease), &[Want { network: &net, interface: String::new(), statics: vec![] }]).unwrap();
         lock.release(&format!("b{r}")).unwrap();
         drop(lock);
         samples.push(t.elapsed().as_secs_f64() * 1e6);

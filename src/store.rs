@@ -87,6 +87,21 @@ pub struct Owner {
     pub created: String,
 }
 
+impl Owner {
+    /// A record holding nothing yet, made now.
+    pub fn new(id: &str, kind: OwnerKind) -> Owner {
+        Owner {
+            id: id.to_string(),
+            kind,
+            hostname: None,
+            netns: None,
+            labels: BTreeMap::new(),
+            endpoints: Vec::new(),
+            created: now_rfc3339(),
+        }
+    }
+}
+
 /// One network an owner wants an interface on.
 #[derive(Debug, Clone)]
 pub struct Want<'a> {
@@ -880,7 +895,7 @@ mod tests {
     }
 
     fn owner(id: &str) -> Owner {
-        Owner { id: id.into(), kind: OwnerKind::Container, hostname: Some(id.into()), netns: None, labels: BTreeMap::new(), endpoints: vec![], created: now_rfc3339() }
+        Owner { hostname: Some(id.into()), ..Owner::new(id, OwnerKind::Container) }
     }
 
     fn take(store: &Store, net: &Network, id: &str, statics: &[&str]) -> Result<Vec<IpAddr>> {

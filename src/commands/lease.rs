@@ -5,21 +5,13 @@
 use std::net::IpAddr;
 
 use crate::error::Result;
-use crate::store::{now_rfc3339, Owner, OwnerKind, Store, Want};
+use crate::store::{Owner, OwnerKind, Store, Want};
 
 /// Lease one address per address family of `network` to `owner`.
 pub fn add(store: &Store, network: &str, owner: &str, statics: &[IpAddr]) -> Result<Vec<IpAddr>> {
     let net = store.find_network(network)?;
     let lock = store.lock()?;
-    let record = Owner {
-        id: owner.to_string(),
-        kind: OwnerKind::Lease,
-        hostname: None,
-        netns: None,
-        labels: Default::default(),
-        endpoints: Vec::new(),
-        created: now_rfc3339(),
-    };
+    let record = Owner::new(owner, OwnerKind::Lease);
     let want = Want { network: &net, interface: String::new(), statics: statics.to_vec() };
     let owner = lock.reserve(record, &[want])?;
     Ok(owner.endpoints.iter().flat_map(|e| e.addresses.iter().map(|a| a.ip())).collect())

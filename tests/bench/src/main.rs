@@ -486,18 +486,6 @@ fn xorshift(x: &mut u64) -> u64 {
     *x
 }
 
-fn lease_owner(id: &str) -> Owner {
-    Owner {
-        id: id.into(),
-        kind: OwnerKind::Lease,
-        hostname: None,
-        netns: None,
-        labels: Default::default(),
-        endpoints: vec![],
-        created: now_rfc3339(),
-    }
-}
-
 fn bench_alloc(o: &Opts) -> R<Value> {
     let store = Store::open(&ipvnet_state()).map_err(|e| e.to_string())?;
     let probe_ns = netns_add("bench-alloc")?;
@@ -536,7 +524,7 @@ fn bench_alloc(o: &Opts) -> R<Value> {
             lock.save_network(&net).map_err(|e| e.to_string())?;
             for &s in &taken {
                 let want = Want { network: &net, interface: String::new(), statics: vec![pool.addr(s)] };
-                lock.reserve(lease_owner(&format!("fill{pct}-{s}")), &[want]).map_err(|e| e.to_string())?;
+                lock.reserve(Owner::new(&format!("fill{pct}-{s}"), OwnerKind::Lease), &[want]).map_err(|e| e.to_string())?;
             }
         }
         let fill_ipvnet_s = t.elapsed().as_secs_f64();
@@ -588,7 +576,7 @@ fn bench_alloc(o: &Opts) -> R<Value> {
             let t = Instant::now();
             let lock = store.lock().map_err(|e| e.to_string())?;
             let want = Want { network: &net, interface: String::new(), statics: vec![] };
-            lock.reserve(lease_owner(&format!("inproc{pct}-{r}")), &[want]).map_err(|e| e.to_string())?;
+            lock.reserve(Owner::new(&format!("inproc{pct}-{r}"), OwnerKind::Lease), &[want]).map_err(|e| e.to_string())?;
             lock.release(&format!("inproc{pct}-{r}")).map_err(|e| e.to_string())?;
             drop(lock);
             inproc.push(t.elapsed().as_secs_f64() * 1e6);
