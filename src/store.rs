@@ -690,16 +690,8 @@ fn create_lease(path: &Path, owner: &str) -> Result<()> {
     if !dir.is_dir() {
         fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("lease");
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let _ = fs::remove_file(&tmp); // a dead writer's of the same pid
-    let res = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(owner.as_bytes()))
+    let tmp = temp_path(path);
+    let res = write_temp(&tmp, owner.as_bytes(), false)
         .with_context(|| format!("write lease {}", tmp.display()))
         .and_then(|()| {
             fs::hard_link(&tmp, path).map_err(|e| {
@@ -712,6 +704,30 @@ fn create_lease(path: &Path, owner: &str) -> Result<()> {
         });
     let _ = fs::remove_file(&tmp);
     res
+}
+
+/// The temp file a write of `path` goes through: `.NAME.tmp.PID` beside it
+/// (the shape `remove_temp_files` sweeps and listings skip).
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
+}
+
+/// Write `bytes` to the temp file `tmp` (replacing what a dead writer of the
+/// same pid left), fsync'd if `sync`.
+fn write_temp(tmp: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(tmp)?;
+    f.write_all(bytes)?;
+    if sync {
+        f.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Remove the temp files (`.NAME.tmp.PID`) of writers killed before their
@@ -790,21 +806,11 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>>
 
 /// Replace a file atomically: temp file in the same directory, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
-    let dir = path.parent().ok_or_else(|| Error::new(format!("no directory in {}", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
-    let res = (|| -> std::io::Result<()> {
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&tmp)?;
-        f.write_all(bytes)?;
-        if sync {
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = res {
+    if path.parent().is_none() {
+        return Err(Error::new(format!("no directory in {}", path.display())));
+    }
+    let tmp = temp_path(path);
+    if let Err(e) = write_temp(&tmp, bytes, sync).and_then(|()| fs::rename(&tmp, path)) {
         let _ = fs::remove_file(&tmp);
         return Err(Error::from(e).context(format!("write {}", path.display())));
     }
