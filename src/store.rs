@@ -326,12 +326,8 @@ impl Locked<'_> {
 
     /// Whether any address of the network is leased. O(1): one directory entry.
     pub fn has_leases(&self, network: &str) -> Result<bool> {
-        let dir = self.store.ipam_dir(network).join("leases");
-        match fs::read_dir(&dir) {
-            Ok(mut it) => Ok(it.any(|e| e.is_ok())),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(Error::from(e).context(format!("read {}", dir.display()))),
-        }
+        // The listing leases() uses: a killed writer's temp file is no lease.
+        Ok(!list_dir(&self.store.ipam_dir(network).join("leases"), "")?.is_empty())
     }
 
     /// Take addresses on every wanted network and record the owner: all or
@@ -1089,6 +1085,10 @@ mod tests {
         }
         assert!(dir.join(format!("ipam/n/leases/{ip}")).exists());
         assert!(dir.join("endpoints/a.json").exists() && dir.join("networks/n.json").exists());
+        // Before gc sweeps it, a temp file does not keep `network rm` away.
+        fs::write(dir.join(leftovers[0]), "x").unwrap();
+        store.lock().unwrap().release("a").unwrap();
+        assert!(!store.lock().unwrap().has_leases("n").unwrap(), "a temp file is no lease");
         let _ = fs::remove_dir_all(dir);
     }
 
